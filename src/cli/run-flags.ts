@@ -1,0 +1,24 @@
+// The flags of `dovepush run`: one table, the single source for --help and
+// the README's flag list.
+
+export interface FlagSpec {
+  readonly flag: string
+  readonly help: string
+  readonly default?: string | number | boolean
+}
+
+export const RUN_FLAGS = {
+  events: { flag: '--events <file>', help: 'NDJSON transactions to replay, "-" for stdin (default: stdin)' },
+  set: { flag: '--set <key=value>', help: 'A plugin setting seen by user:plugin_getenv (repeatable)' },
+  settings: { flag: '--settings <file>', help: 'YAML/JSON file of settings (plugin keys, mail_home, mail_uid, mail_gid, mail_debug)' },
+  user: { flag: '--user <name>', help: 'User of bare-event lines and of transactions without "user"', default: 'user@example.test' },
+  service: { flag: '--service <name>', help: 'user.service when a transaction names none', default: 'imap' },
+  engine: { flag: '--engine <name>', help: 'Lua engine: wasmoon (Lua 5.4, as Debian 12) or fengari (Lua 5.3, 32-bit integers)', default: 'wasmoon' },
+  dovecot: { flag: '--dovecot <version>', help: 'Dovecot behaviour to imitate: 2.3 (Debian 12, 2.3.19.1) or 2.4', default: '2.3' },
+  callTimeout: { flag: '--call-timeout <ms>', help: 'Stop a script call whose Lua code runs longer than this (0 = never)', default: 5000 },
+  memoryLimit: { flag: '--memory-limit <mb>', help: 'Memory cap per Lua state in MiB (0 = none; wasmoon only)', default: 256 },
+  strict: { flag: '--strict', help: 'Stop at the first bad input line instead of skipping it' },
+  logFormat: { flag: '--log-format <format>', help: 'pretty or json (default: pretty on a terminal, json otherwise)' },
+  logLevel: { flag: '--log-level <level>', help: 'debug, info, warn or error', default: 'info' },
+  progress: { flag: '--progress', help: 'Show progress on stderr (default: when stderr is a terminal)' },
+} as const satisfies Record<string, FlagSpec>

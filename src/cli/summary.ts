@@ -1,0 +1,37 @@
+// The end-of-run summary: transactions, calls per Lua function, errors.
+
+import type { InputError } from '../errors.js'
+import type { RunStats } from '../host/stats.js'
+
+export interface SummaryExtras {
+  readonly seconds: number
+  readonly badLines: readonly InputError[]
+  readonly badLineCount: number
+  readonly strictStop: InputError | undefined
+}
+
+export function formatSummary(stats: RunStats, x: SummaryExtras): string {
+  const n = (v: number): string => v.toLocaleString('en-US')
+  const rate = x.seconds > 0 ? ` (${n(Math.round(stats.transactions / x.seconds))}/s)` : ''
+  const out = [
+    '',
+    `dovepush: ${n(stats.transactions)} transactions (${n(stats.committed)} committed, ${n(stats.rolledBack)} rolled back), ` +
+      `${n(stats.events)} events, ${n(stats.sessions)} sessions in ${x.seconds.toFixed(2)} s${rate}`,
+  ]
+  const calls = [...stats.calls].sort(([a], [b]) => a.localeCompare(b))
+  if (calls.length > 0) {
+    const w = Math.max(...calls.map(([k]) => k.length))
+    out.push('calls:')
+    for (const [fn, c] of calls) out.push(`  ${fn.padEnd(w)}  ${n(c)}`)
+  } else {
+    out.push('calls: none')
+  }
+  const errs = Object.entries(stats.errors).filter(([, c]) => c > 0)
+  out.push(errs.length === 0 ? 'script errors: none' : `script errors: ${n(stats.errorCount)} (${errs.map(([k, c]) => `${k.replace('_', ' ')} ${n(c)}`).join(', ')}); see the log`)
+  if (x.badLineCount > 0) {
+    out.push(`input: ${n(x.badLineCount)} bad line${x.badLineCount === 1 ? '' : 's'} ${x.strictStop ? 'stopped the run (--strict)' : 'skipped'}:`)
+    for (const e of x.badLines) out.push(`  ${e.message}`)
+    if (x.badLineCount > x.badLines.length) out.push(`  … and ${n(x.badLineCount - x.badLines.length)} more`)
+  }
+  return out.join('\n') + '\n'
+}

@@ -1,0 +1,378 @@
+// The Lua driver (src/plugins/push-notification/push-notification-driver-lua.c).
+//
+// Per session: one Lua state; the main chunk, then script_init. Per
+// transaction (spec §1.4): a raw _G check for dovecot_lua_notify_begin_txn
+// (error if missing), then for event handlers (nothing is called if there are
+// none), begin_txn(user) → ctx, the event functions at commit, end_txn(ctx,
+// success), a full GC. Script errors are logged with Dovecot's text and the
+// transaction goes on; an error in begin_txn skips the transaction. Dovecot
+// itself crashes later in that case (spec §1.5); dovepush does not.
+
+import { readFileSync } from 'node:fs'
+import type { Driver } from '../host/driver.js'
+import type { RunStats } from '../host/stats.js'
+import { EVENT_NAMES, EVENT_OWN_FIELDS, type EventName, eventFunctionName, isMessageEvent, type PushEvent, type Transaction } from '../events/types.js'
+import type { CallOutcome } from '../lua/call.js'
+import type { MailUser } from '../lua/dovecot/user.js'
+import { type LuaEngine, type LuaThread, LuaType } from '../lua/engine.js'
+import { createEnvironment, type EnvironmentOptions, type LuaEnvironment } from '../lua/environment.js'
+
+export const BEGIN_TXN = 'dovecot_lua_notify_begin_txn'
+export const END_TXN = 'dovecot_lua_notify_end_txn'
+const EVENT_FUNCTIONS = new Map<EventName, string>(EVENT_NAMES.map((n) => [n, eventFunctionName(n)]))
+const LUA_RIDX_GLOBALS = 2
+
+export interface LuaDriverOptions extends EnvironmentOptions {
+  readonly stats: RunStats
+  /** lua_settings of 2.4's script_init(settings); all values are strings. */
+  readonly settings: Readonly<Record<string, string>>
+}
+
+type Step = void | Promise<void>
+interface Begun {
+  readonly txn: Transaction
+  readonly handlers: Map<EventName, boolean>
+  readonly ctxRef: number
+}
+const then = <T>(v: T | Promise<T>, f: (v: T) => Step): Step => (v instanceof Promise ? v.then(f) : f(v))
+
+/** Reads a script as luaL_loadfile does: a first line starting with '#' is skipped (its newline kept). */
+export function readScript(path: string): Uint8Array {
+  const bytes = readFileSync(path)
+  if (bytes[0] !== 0x23 /* # */) return bytes
+  const nl = bytes.indexOf(0x0a)
+  return nl < 0 ? new Uint8Array(0) : bytes.subarray(nl)
+}
+
+export class LuaDriver implements Driver {
+  readonly #options: LuaDriverOptions
+  readonly #stats: RunStats
+  #env: LuaEnvironment | undefined
+  #ready = false
+
+  constructor(options: LuaDriverOptions) {
+    this.#options = options
+    this.#stats = options.stats
+  }
+
+  /** The Lua environment (for tests and the testing kit). */
+  get environment(): LuaEnvironment | undefined {
+    return this.#env
+  }
+
+  init(): boolean | Promise<boolean> {
+    const o = this.#options
+    let env: LuaEnvironment
+    let chunk: Uint8Array
+    try {
+      chunk = readScript(o.scriptPath)
+    } catch (err) {
+      return this.#initFailed(`access(${o.scriptPath}) failed: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`)
+    }
+    env = createEnvironment(o)
+    this.#env = env
+    const { api, L } = env
+    if (api.load(L, chunk, '@' + o.scriptPath, 'bt') !== 0) {
+      const msg = api.tostring(L, -1) ?? '(null)'
+      api.pop(L, 1)
+      return this.#initFailed(`lua_load(${o.scriptPath}) failed: ${msg}`)
+    }
+    const chunkRef = api.ref(L)
+    const ran = env.caller.call((T) => {
+      api.pushref(T, chunkRef)
+      return 0
+    })
+    return then2(ran, (outcome) => {
+      api.unref(L, chunkRef)
+      this.#stats.call('(main chunk)')
+      if (!outcome.ok) return this.#initFailed(`lua_pcall(${o.scriptPath}) failed: ${outcome.message}`, outcome)
+      return this.#scriptInit(env)
+    })
+  }
+
+  #scriptInit(env: LuaEnvironment): boolean | Promise<boolean> {
+    const { api, L } = env
+    const v23 = env.dovecot === '2.3'
+    if (!this.#hasFunction(env, 'script_init')) return this.#initDone()
+    const ran = env.caller.call((T) => {
+      api.getglobal(T, 'script_init')
+      if (v23) return 0
+      api.createtable(T, 0, Object.keys(this.#options.settings).length)
+      for (const [k, v] of Object.entries(this.#options.settings)) {
+        api.pushstring(T, v)
+        api.setfield(T, -2, k)
+      }
+      return 1
+    })
+    return then2(ran, (outcome) => {
+      this.#stats.call('script_init')
+      if (!outcome.ok) return this.#initFailed(`lua_pcall(script_init, ${v23 ? '0, 1' : '1, 0'}) failed: ${outcome.message}`, outcome)
+      if (v23) {
+        // dlua_script_init: lua_isinteger, 0 = ok (spec §1.3)
+        const T = outcome.thread
+        const isInt = outcome.nresults >= 1 && api.type(T, 1) === LuaType.NUMBER && api.isinteger(T, 1)
+        if (!isInt) return this.#initFailed('script_init() returned non-number')
+        if (api.tointeger(T, 1) !== 0) return this.#initFailed('Script init failed')
+      }
+      void L
+      return this.#initDone()
+    })
+  }
+
+  #initDone(): boolean {
+    this.#ready = true
+    return true
+  }
+
+  #initFailed(error: string, outcome?: CallOutcome): boolean {
+    // push_notification_driver_init: i_error("%s: %s", driver_name, error)
+    this.#options.log.error({ error_kind: outcome && !outcome.ok ? outcome.kind : 'init' }, `lua: ${error}`)
+    this.#stats.errors.init++
+    this.#ready = false
+    return false
+  }
+
+  #hasFunction(env: LuaEnvironment, name: string): boolean {
+    const { api, L } = env
+    api.rawgeti(L, api.REGISTRYINDEX, LUA_RIDX_GLOBALS)
+    const t = api.rawgetfield(L, -1, name)
+    api.pop(L, 2)
+    return t === LuaType.FUNCTION
+  }
+
+  transaction(txns: readonly Transaction[], user: MailUser): Step {
+    const env = this.#env
+    if (env === undefined || !this.#ready) return
+    return this.#begin(env, txns, 0, user, [])
+  }
+
+  /** begin_txn for each transaction of the unit, in order (spec §1.4 steps 2-4). */
+  #begin(env: LuaEnvironment, txns: readonly Transaction[], from: number, user: MailUser, begun: Begun[]): Step {
+    const { api, L, caller } = env
+    for (let i = from; i < txns.length; i++) {
+      const txn = txns[i]!
+      const handlers = this.#handlers(env, txn)
+      if (handlers === undefined) continue
+      const ran = caller.call((T) => {
+        api.getglobal(T, BEGIN_TXN)
+        env.user.pushUser(T, user)
+        return 1
+      })
+      const after = (outcome: CallOutcome): void => {
+        this.#stats.call(BEGIN_TXN)
+        if (!outcome.ok) {
+          // Dovecot skips the transaction (and later panics, spec §1.5); dovepush goes on
+          this.#scriptError(outcome, BEGIN_TXN, 1, 1, {})
+          return
+        }
+        // the first result (nil allowed) is the transaction context
+        if (outcome.nresults >= 1) api.xmove(outcome.thread, L, 1)
+        else api.pushnil(L)
+        api.settop(outcome.thread, 0)
+        begun.push({ txn, handlers, ctxRef: api.ref(L) })
+      }
+      if (ran instanceof Promise) {
+        return ran.then((o) => {
+          after(o)
+          return this.#begin(env, txns, i + 1, user, begun)
+        })
+      }
+      after(ran)
+    }
+    return this.#commit(env, begun, 0)
+  }
+
+  /**
+   * The raw _G checks Dovecot makes at each begin: begin_txn must exist
+   * (else an error), and at least one event function (else nothing is
+   * called). Returns which events of the transaction have a handler.
+   */
+  #handlers(env: LuaEnvironment, txn: Transaction): Map<EventName, boolean> | undefined {
+    if (!this.#hasFunction(env, BEGIN_TXN)) {
+      this.#options.log.error({ function_name: BEGIN_TXN }, `lua: Missing function ${BEGIN_TXN}`)
+      this.#stats.errors.missing_function++
+      return undefined
+    }
+    const handlers = new Map<EventName, boolean>()
+    let any = false
+    for (const ev of txn.events) {
+      if (!handlers.has(ev.name)) {
+        const has = this.#hasFunction(env, EVENT_FUNCTIONS.get(ev.name)!)
+        handlers.set(ev.name, has)
+        any ||= has
+      }
+    }
+    for (const [name, fn] of EVENT_FUNCTIONS) {
+      if (any) break
+      if (!handlers.has(name)) any = this.#hasFunction(env, fn)
+    }
+    if (!any) {
+      this.#options.log.debug('lua: No event handlers found in script')
+      return undefined
+    }
+    return handlers
+  }
+
+  /** Events (when committed) and end_txn for each begun transaction, in order. */
+  #commit(env: LuaEnvironment, begun: readonly Begun[], from: number): Step {
+    for (let i = from; i < begun.length; i++) {
+      const b = begun[i]!
+      const r = this.#events(env, b.txn.committed ? b.txn.events : [], 0, b.handlers, b.ctxRef, b.txn.committed)
+      if (r instanceof Promise) return r.then(() => this.#commit(env, begun, i + 1))
+    }
+  }
+
+  #events(env: LuaEnvironment, events: readonly PushEvent[], from: number, handlers: Map<EventName, boolean>, ctxRef: number, committed: boolean): Step {
+    const { api, caller } = env
+    for (let i = from; i < events.length; i++) {
+      const ev = events[i]!
+      this.#stats.events++
+      if (!handlers.get(ev.name)) continue
+      const fn = EVENT_FUNCTIONS.get(ev.name)!
+      const ran = caller.call((T) => {
+        api.getglobal(T, fn)
+        api.pushref(T, ctxRef)
+        pushEvent(env, T, ev)
+        return 2
+      })
+      const after = (outcome: CallOutcome): void => {
+        this.#stats.call(fn)
+        if (!outcome.ok) {
+          this.#scriptError(outcome, fn, 2, 0, { event_name: ev.name, mailbox: ev.mailbox, uid: ev.uid })
+        }
+      }
+      if (ran instanceof Promise) {
+        return ran.then((o) => {
+          after(o)
+          return this.#events(env, events, i + 1, handlers, ctxRef, committed)
+        })
+      }
+      after(ran)
+    }
+    return this.#endTxn(env, ctxRef, committed)
+  }
+
+  #endTxn(env: LuaEnvironment, ctxRef: number, committed: boolean): Step {
+    const { api, L, caller } = env
+    if (!this.#hasFunction(env, END_TXN)) {
+      this.#options.log.error({ function_name: END_TXN }, `lua: Missing function ${END_TXN}`)
+      this.#stats.errors.missing_function++
+      api.unref(L, ctxRef)
+      return this.#collect(env)
+    }
+    const ran = caller.call((T) => {
+      api.getglobal(T, END_TXN)
+      api.pushref(T, ctxRef)
+      api.pushboolean(T, committed)
+      return 2
+    })
+    return then(ran, (outcome) => {
+      this.#stats.call(END_TXN)
+      if (!outcome.ok) this.#scriptError(outcome, END_TXN, 2, 0, {})
+      api.unref(L, ctxRef)
+      return this.#collect(env)
+    })
+  }
+
+  /** The full collection Dovecot runs after each transaction (spec §1.4 step 7). */
+  #collect(env: LuaEnvironment): void {
+    const { api, L } = env
+    api.pushref(L, env.gcRef)
+    api.pushstring(L, 'collect')
+    if (api.pcall(L, 1, 0, 0) !== 0) api.pop(L, 1)
+  }
+
+  #scriptError(outcome: CallOutcome & { ok: false }, fn: string, nargs: number, nresults: number, fields: Record<string, unknown>): void {
+    this.#stats.errors[outcome.kind === 'error' ? 'script' : outcome.kind]++
+    const error = `lua_pcall(${fn}, ${nargs}, ${nresults}) failed: ${outcome.message}`
+    this.#options.log.error({ event: 'push_notification_lua_call_finished', function_name: fn, ...fields, error, error_kind: outcome.kind }, `lua: ${error}`)
+  }
+
+  deinit(): Step {
+    const env = this.#env
+    if (env === undefined) return
+    const finish = (): void => {
+      env.api.close()
+      this.#env = undefined
+    }
+    if (!this.#ready || !this.#hasFunction(env, 'script_deinit')) return finish()
+    const ran = env.caller.call((T) => {
+      env.api.getglobal(T, 'script_deinit')
+      return 0
+    })
+    return then(ran, (outcome) => {
+      this.#stats.call('script_deinit')
+      if (!outcome.ok) {
+        this.#stats.errors[outcome.kind === 'error' ? 'script' : outcome.kind]++
+        this.#options.log.error(`lua: script_deinit() failed: lua_pcall(script_deinit, 0, 0) failed: ${outcome.message}`)
+      }
+      finish()
+    })
+  }
+}
+
+function then2<T, R>(v: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
+  return v instanceof Promise ? v.then(f) : f(v)
+}
+
+/** Pushes an event table in Dovecot's field order (push_notification_driver_lua_call). */
+export function pushEvent(env: LuaEnvironment, T: LuaThread, ev: PushEvent): void {
+  const { api } = env
+  api.createtable(T, 0, 0) // lua_newtable
+  api.pushstring(T, ev.name)
+  api.setfield(T, -2, 'name')
+  const own = EVENT_OWN_FIELDS[ev.name]
+  for (const key in own) {
+    const v = ev[key]
+    if (v === undefined) continue
+    pushField(env, T, v)
+    api.setfield(T, -2, key)
+  }
+  api.pushstring(T, ev.mailbox)
+  api.setfield(T, -2, 'mailbox')
+  if (isMessageEvent(ev.name)) {
+    if (ev.uid !== undefined) {
+      api.pushnumber(T, ev.uid as number)
+      api.setfield(T, -2, 'uid')
+    }
+    if (ev.uid_validity !== undefined) {
+      api.pushnumber(T, ev.uid_validity as number)
+      api.setfield(T, -2, 'uid_validity')
+    }
+  }
+}
+
+function pushField(env: LuaEnvironment, T: LuaThread, v: NonNullable<PushEvent[string]>): void {
+  const { api } = env
+  if (typeof v === 'number') api.pushnumber(T, v) // Dovecot pushes floats (spec §2.2)
+  else if (typeof v === 'string') api.pushstring(T, v)
+  else {
+    // dlua_push_flags / dlua_push_keywords: a sequence of strings
+    api.createtable(T, v.length, 0)
+    for (let i = 0; i < v.length; i++) {
+      api.pushstring(T, v[i]!)
+      api.rawseti(T, -2, i + 1)
+    }
+  }
+}
+
+/**
+ * Compiles the script once in a scratch state (nothing runs): a syntax error
+ * comes back as Dovecot's `lua_load(<file>) failed: <file>:<line>: …` text.
+ */
+export function checkScriptSyntax(engine: LuaEngine, scriptPath: string): string | undefined {
+  let chunk: Uint8Array
+  try {
+    chunk = readScript(scriptPath)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return `access(${scriptPath}) failed: ${code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`
+  }
+  const api = engine.newState()
+  try {
+    if (api.load(api.main, chunk, '@' + scriptPath, 'bt') !== 0) return `lua_load(${scriptPath}) failed: ${api.tostring(api.main, -1) ?? '(null)'}`
+    return undefined
+  } finally {
+    api.close()
+  }
+}

@@ -1,0 +1,104 @@
+// The Host: one session per (user, session id), like Dovecot keeps one Lua
+// state per mail-user session; transactions of one session run in order,
+// sessions may run concurrently. Idle sessions beyond `maxSessions` end
+// (script_deinit), so memory stays bounded whatever the input.
+
+import type { Logger } from 'pino'
+import type { Settings } from '../config/settings.js'
+import { type TransactionUnit, transactionsOf } from '../events/types.js'
+import type { LuaEngine } from '../lua/engine.js'
+import type { DovecotVersion } from '../lua/env.js'
+import { LuaDriver } from '../drivers/lua.js'
+import { settingIsTrue } from '../config/settings.js'
+import { newSessionId, Session } from './session.js'
+import { RunStats } from './stats.js'
+
+export interface HostOptions {
+  readonly scriptPath: string
+  readonly engine: LuaEngine
+  readonly dovecot: DovecotVersion
+  readonly settings: Settings
+  readonly log: Logger
+  /** Per-call limit of Lua execution, ms; 0 = none. */
+  readonly callTimeoutMs: number
+  /** Memory cap per Lua state, bytes; 0 = none. */
+  readonly memoryLimit: number
+  /** `user.service` when a transaction names none. */
+  readonly defaultService: string
+  /** Live sessions kept before idle ones are ended. */
+  readonly maxSessions: number
+  readonly packagePath?: string
+}
+
+export class Host {
+  readonly stats = new RunStats()
+  readonly #options: HostOptions
+  readonly #sessions = new Map<string, Session>()
+  readonly #ending = new Set<Promise<void>>()
+
+  constructor(options: HostOptions) {
+    this.#options = options
+  }
+
+  /** Runs a transaction; synchronous unless the script waits (an HTTP request). */
+  submit(unit: TransactionUnit): void | Promise<void> {
+    const stats = this.stats
+    const txns = transactionsOf(unit)
+    for (const t of txns) {
+      stats.transactions++
+      if (t.committed) stats.committed++
+      else stats.rolledBack++
+    }
+    const session = this.#session(unit)
+    return session.run(txns, unit.service ?? this.#options.defaultService)
+  }
+
+  #session(txn: TransactionUnit): Session {
+    const key = `${txn.user}\u0000${txn.session ?? ''}`
+    let s = this.#sessions.get(key)
+    if (s !== undefined) {
+      // keep insertion order = recency, for eviction
+      this.#sessions.delete(key)
+      this.#sessions.set(key, s)
+      return s
+    }
+    if (this.#sessions.size >= this.#options.maxSessions) this.#evictIdle()
+    const o = this.#options
+    const sessionId = txn.session ?? newSessionId()
+    const log = o.log.child({ user: txn.user, service: txn.service ?? o.defaultService, session: sessionId })
+    const driver = new LuaDriver({
+      engine: o.engine,
+      scriptPath: o.scriptPath,
+      dovecot: o.dovecot,
+      log,
+      debug: settingIsTrue(o.settings.mail_debug),
+      callTimeoutMs: o.callTimeoutMs,
+      memoryLimit: o.memoryLimit,
+      stats: this.stats,
+      settings: o.settings,
+      ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),
+    })
+    s = new Session(key, { username: txn.user, sessionId, settings: o.settings }, [driver], log)
+    this.#sessions.set(key, s)
+    this.stats.sessions++
+    return s
+  }
+
+  #evictIdle(): void {
+    for (const [key, s] of this.#sessions) {
+      if (s.busy) continue
+      this.#sessions.delete(key)
+      const p = s.end().finally(() => this.#ending.delete(p))
+      this.#ending.add(p)
+      return
+    }
+  }
+
+  /** Ends every session (script_deinit), after their pending transactions. */
+  async close(): Promise<void> {
+    const sessions = [...this.#sessions.values()]
+    this.#sessions.clear()
+    for (const s of sessions) await s.end()
+    await Promise.all(this.#ending)
+  }
+}

@@ -1,0 +1,41 @@
+// Argument checks with Dovecot's wording (src/lib-lua/dlua-script-private.h)
+// and Lua's own (luaL_check*). Scripts see these strings: they are fidelity.
+
+import { type LuaApi, type LuaThread, LuaType } from '../engine.js'
+
+/** DLUA_REQUIRE_ARGS: "expected %d arguments, got %d" (always plural). */
+export function requireArgs(api: LuaApi, L: LuaThread, n: number): void {
+  const got = api.gettop(L)
+  if (got !== n) api.raise(L, `expected ${n} arguments, got ${got}`)
+}
+
+/** DLUA_REQUIRE_ARGS_IN: "expected %d to %d arguments, got %d". */
+export function requireArgsIn(api: LuaApi, L: LuaThread, min: number, max: number): void {
+  const got = api.gettop(L)
+  if (got < min || got > max) api.raise(L, `expected ${min} to ${max} arguments, got ${got}`)
+}
+
+/** luaL_checkstring: a string, or a number converted as lua_tostring does. */
+export function checkString(api: LuaApi, L: LuaThread, arg: number): string {
+  const s = api.tostring(L, arg)
+  if (s === undefined) return api.typeerror(L, arg, 'string')
+  return s
+}
+
+/** luaL_checkinteger: an integer, or an integral float. */
+export function checkInteger(api: LuaApi, L: LuaThread, arg: number): number {
+  const n = api.tointeger(L, arg)
+  if (n === undefined) {
+    if (api.isnumber(L, arg)) return api.argerror(L, arg, 'number has no integer representation')
+    return api.typeerror(L, arg, 'number')
+  }
+  return n
+}
+
+/** Dovecot's own object check ("Bad argument #%d, expected %s got %s"): a table with an `item`. */
+export function checkObject(api: LuaApi, L: LuaThread, arg: number, typeName: string): void {
+  const t = api.type(L, arg)
+  if (t !== LuaType.TABLE) {
+    api.raise(L, `Bad argument #${arg}, expected ${typeName} got ${api.typename(L, t)}`)
+  }
+}

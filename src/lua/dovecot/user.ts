@@ -1,0 +1,174 @@
+// The mail_user object (src/lib-storage/mail-user-lua.c, spec §3).
+//
+// Dovecot pushes a fresh table per begin_txn: `lua_createtable(L, 0, 20)`,
+// metatable "struct mail_user" (`__index` = itself, holding the methods),
+// then the fields in this order: item, home, username, uid, gid, service,
+// session_id, session_create_time (numbers as floats) and the state booleans.
+//
+// Comparing two user objects crashes Dovecot: its __eq/__lt/__le strcmp()
+// lua_tostring() of two tables, i.e. NULL (spec §3, recorded SIGSEGV).
+// dovepush logs an error saying so and answers as the code intended (by
+// username, with __lt/__le swapped as in Dovecot), so the run goes on.
+
+import { hostname } from 'node:os'
+import type { LuaThread } from '../engine.js'
+import type { LuaEnv, LuaMethods } from '../env.js'
+import { LuaObjects } from '../objects.js'
+import { checkObject, checkString, requireArgs, requireArgsIn } from './args.js'
+import { type VarExpandUser, varExpand23, varExpand24 } from './var-expand.js'
+
+const USER = 'struct mail_user'
+
+/** What Dovecot knows about the mail user of a session. */
+export interface MailUser {
+  readonly username: string
+  readonly home: string | undefined
+  readonly uid: number
+  readonly gid: number
+  readonly service: string
+  readonly sessionId: string
+  /** Unix seconds. */
+  readonly sessionCreateTime: number
+  readonly mailDebug: boolean
+  /** plugin {} settings and userdb fields, already expanded (mail_user_plugin_getenv). */
+  readonly setting: (key: string) => string | undefined
+}
+
+const STATE_BOOLEANS_23 = ['nonexistent', 'anonymous', 'autocreated', 'mail_debug', 'fuzzy_search', 'dsyncing', 'admin', 'session_restored'] as const
+
+export interface UserBinding {
+  /** Pushes a new user object for `user` onto T (the hot path of begin_txn). */
+  pushUser(T: LuaThread, user: MailUser): void
+  /** Live user objects not yet collected (a script that keeps one makes Dovecot panic at deinit, spec §1.5). */
+  readonly live: number
+}
+
+export function registerUser(env: LuaEnv): UserBinding {
+  const { api, L } = env
+  const objects = new LuaObjects<MailUser>(api, L, 'mail_user')
+
+  const self = (SL: LuaThread, n: number): MailUser => {
+    requireArgs(api, SL, n)
+    checkObject(api, SL, 1, USER)
+    const u = objects.get(SL, 1)
+    if (u === undefined) return api.raise(SL, `Bad argument #1, expected ${USER} got table`)
+    return u
+  }
+
+  const expandContext = (u: MailUser): VarExpandUser => ({
+    username: u.username,
+    home: u.home,
+    service: u.service,
+    sessionId: u.sessionId,
+    uid: u.uid,
+    gid: u.gid,
+    pid: process.pid,
+    hostname: hostname(),
+    userdb: (field) => u.setting(field),
+    env: (name) => process.env[name],
+  })
+
+  const compare = (op: '==' | '<' | '<=') => (SL: LuaThread): number => {
+    requireArgs(api, SL, 2)
+    const a = objects.get(SL, 1)?.username ?? api.tostringmeta(SL, 1)
+    const b = objects.get(SL, 2)?.username ?? api.tostringmeta(SL, 2)
+    env.log.error(
+      { source: api.where(SL, 1).replace(/:\s*$/, '') },
+      `lua: comparing mail_user objects with ${op} crashes Dovecot 2.3.19 (its __eq/__lt/__le strcmp() NULL pointers); ` +
+        'use rawequal(a, b) or compare a.username',
+    )
+    const cmp = a < b ? -1 : a > b ? 1 : 0
+    // mail-user-lua.c: __eq is cmp == 0; __lt is cmp <= 0 and __le is cmp < 0 (swapped)
+    api.pushboolean(SL, op === '==' ? cmp === 0 : op === '<' ? cmp <= 0 : cmp < 0)
+    return 1
+  }
+
+  const notYet = (what: string) => (SL: LuaThread): number =>
+    api.raise(SL, `${what} is not available in dovepush yet: it needs the simulated mail store (mailboxes and metadata), which comes in a later version`)
+
+  const userMethods: LuaMethods = {
+    __tostring: (SL) => {
+      api.pushstring(SL, self(SL, 1).username)
+      return 1
+    },
+    __eq: compare('=='),
+    __lt: compare('<'),
+    __le: compare('<='),
+    ...(env.dovecot === '2.3'
+      ? {
+          plugin_getenv: (SL: LuaThread) => {
+            const u = self(SL, 2)
+            const key = api.tostring(SL, 2)
+            const v = key === undefined ? undefined : u.setting(key)
+            if (v === undefined) api.pushnil(SL)
+            else api.pushstring(SL, v)
+            return 1
+          },
+        }
+      : {}),
+    var_expand: (SL) => {
+      const u = self(SL, 2)
+      const template = checkString(api, SL, 2)
+      let out: string
+      try {
+        out = env.dovecot === '2.3' ? varExpand23(template, expandContext(u)) : varExpand24(template, expandContext(u))
+      } catch (err) {
+        return api.raise(SL, `var_expand(${template}) failed: ${(err as Error).message}`)
+      }
+      api.pushstring(SL, out)
+      return 1
+    },
+    mailbox: (SL) => {
+      requireArgsIn(api, SL, 2, 3)
+      return notYet('user:mailbox()')(SL)
+    },
+    metadata_get: notYet('user:metadata_get()'),
+    metadata_set: notYet('user:metadata_set()'),
+    metadata_unset: notYet('user:metadata_unset()'),
+    metadata_list: notYet('user:metadata_list()'),
+  }
+
+  api.createtable(L, 0, Object.keys(userMethods).length + 2)
+  for (const [name, fn] of Object.entries(userMethods)) {
+    api.pushfunction(L, fn, `mail_user:${name}`)
+    api.setfield(L, -2, name)
+  }
+  api.pushstring(L, USER)
+  api.setfield(L, -2, '__name')
+  api.pushvalue(L, -1)
+  api.setfield(L, -2, '__index')
+  const mtRef = api.ref(L)
+  const booleans = env.dovecot === '2.3' ? STATE_BOOLEANS_23 : STATE_BOOLEANS_23.filter((b) => b !== 'mail_debug')
+
+  return {
+    get live() {
+      return objects.size
+    },
+    pushUser(T, u) {
+      api.createtable(T, 0, 20)
+      api.pushref(T, mtRef)
+      api.setmetatable(T, -2)
+      objects.pushItem(T, u)
+      api.setfield(T, -2, 'item')
+      if (u.home === undefined) api.pushnil(T)
+      else api.pushstring(T, u.home)
+      api.setfield(T, -2, 'home')
+      api.pushstring(T, u.username)
+      api.setfield(T, -2, 'username')
+      api.pushnumber(T, u.uid)
+      api.setfield(T, -2, 'uid')
+      api.pushnumber(T, u.gid)
+      api.setfield(T, -2, 'gid')
+      api.pushstring(T, u.service)
+      api.setfield(T, -2, 'service')
+      api.pushstring(T, u.sessionId)
+      api.setfield(T, -2, 'session_id')
+      api.pushnumber(T, u.sessionCreateTime)
+      api.setfield(T, -2, 'session_create_time')
+      for (const b of booleans) {
+        api.pushboolean(T, b === 'mail_debug' ? u.mailDebug : false)
+        api.setfield(T, -2, b)
+      }
+    },
+  }
+}

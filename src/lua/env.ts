@@ -1,0 +1,36 @@
+// What every binding of a Lua state can reach: the state, its caller, its
+// logger and the Dovecot version being imitated. Built once per session.
+
+import type { Logger } from 'pino'
+import type { LuaCaller } from './call.js'
+import type { LuaApi, LuaThread } from './engine.js'
+
+export type DovecotVersion = '2.3' | '2.4'
+export const DOVECOT_VERSIONS: readonly DovecotVersion[] = ['2.3', '2.4']
+
+export interface LuaEnv {
+  readonly api: LuaApi
+  /** The main thread (setup work happens here; script calls run on the caller's thread). */
+  readonly L: LuaThread
+  readonly caller: LuaCaller
+  /** The session's logger: carries user, service and session bindings. */
+  readonly log: Logger
+  readonly dovecot: DovecotVersion
+  /** The script path as given (chunkname "@" + path, as luaL_loadfile). */
+  readonly scriptPath: string
+  /** mail_debug: whether debug-level event logs are wanted (spec §6). */
+  readonly debug: boolean
+}
+
+/** A table of host functions keyed by their exact Lua names (Dovecot's luaL_Reg). */
+export type LuaMethods = Readonly<Record<string, (L: LuaThread) => number>>
+
+/** Sets every function of `methods` as a field of the table at `idx`. */
+export function setMethods(env: LuaEnv, idx: number, methods: LuaMethods, prefix: string): void {
+  const { api, L } = env
+  const t = api.absindex(L, idx)
+  for (const [name, fn] of Object.entries(methods)) {
+    api.pushfunction(L, fn, `${prefix}${name}`)
+    api.setfield(L, t, name)
+  }
+}

@@ -1,0 +1,84 @@
+// One session's Lua environment: a fresh state with Dovecot's globals and a
+// standard library bound to the real machine (spec §8: all standard
+// libraries are open; io, os, require act on the real system).
+
+import { dirname, resolve } from 'node:path'
+import type { Logger } from 'pino'
+import { LuaCaller } from './call.js'
+import { registerDovecot } from './dovecot/dovecot.js'
+import { registerUser, type UserBinding } from './dovecot/user.js'
+import type { LuaEngine } from './engine.js'
+import type { DovecotVersion, LuaEnv } from './env.js'
+import { registerCoroutine } from './stdlib/coroutine.js'
+import { registerIo } from './stdlib/io.js'
+import { registerOs } from './stdlib/os.js'
+import { registerPackage } from './stdlib/package.js'
+import { registerPrint } from './stdlib/print.js'
+
+/** Debian 12's package.path for Lua 5.4 (recorded in spec §8). */
+export const DEBIAN_LUA_PATH =
+  '/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/local/lib/lua/5.4/?.lua;' +
+  '/usr/local/lib/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua;./?.lua;./?/init.lua'
+
+export interface EnvironmentOptions {
+  readonly engine: LuaEngine
+  readonly scriptPath: string
+  readonly dovecot: DovecotVersion
+  readonly log: Logger
+  readonly debug: boolean
+  readonly callTimeoutMs: number
+  readonly memoryLimit: number
+  /** package.path; default: the script's folder, then Debian's paths. */
+  readonly packagePath?: string
+  readonly processEnv?: NodeJS.ProcessEnv
+}
+
+export interface LuaEnvironment extends LuaEnv {
+  readonly user: UserBinding
+  /** registry ref of the original collectgarbage, for the full GC after each transaction. */
+  readonly gcRef: number
+}
+
+/** The default package.path for a script: its own folder first (where `require` looks under dovepush). */
+export function defaultPackagePath(scriptPath: string): string {
+  const dir = dirname(resolve(scriptPath))
+  return `${dir}/?.lua;${dir}/?/init.lua;${DEBIAN_LUA_PATH}`
+}
+
+export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
+  const api = options.engine.newState({ memoryLimit: options.memoryLimit })
+  const L = api.main
+  try {
+    const caller = new LuaCaller(api, { callTimeoutMs: options.callTimeoutMs })
+    const env: LuaEnv = {
+      api,
+      L,
+      caller,
+      log: options.log,
+      dovecot: options.dovecot,
+      scriptPath: options.scriptPath,
+      debug: options.debug,
+    }
+    api.getglobal(L, 'collectgarbage')
+    const gcRef = api.ref(L)
+    registerCoroutine(env)
+    registerPrint(env)
+    registerIo(api, L)
+    registerOs(api, L, { env: options.processEnv ?? process.env })
+    registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
+    registerDovecot(env, () => pushHttpPlaceholder(env))
+    const user = registerUser(env)
+    return { ...env, user, gcRef }
+  } catch (err) {
+    api.close()
+    throw err
+  }
+}
+
+// dovecot.http arrives with the HTTP issue; until then a call says so clearly.
+function pushHttpPlaceholder(env: LuaEnv): void {
+  const { api, L } = env
+  api.createtable(L, 0, 1)
+  api.pushfunction(L, (SL) => api.raise(SL, 'dovecot.http.client is not available in this dovepush version yet'), 'dovecot.http.client')
+  api.setfield(L, -2, 'client')
+}

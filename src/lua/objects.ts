@@ -1,0 +1,80 @@
+// Host state behind Lua objects.
+//
+// Dovecot's objects are tables whose private `item` field is a full userdata
+// holding the C pointer, with a metatable that has only `__gc` (spec §3, §6,
+// recorded). Here `item` is an empty userdata; a weak-keyed registry table
+// maps it to an id, and the id to the JS value. `__gc` drops the JS value, so
+// an object the script forgets is freed with it.
+
+import type { LuaApi, LuaThread } from './engine.js'
+import { LuaType } from './engine.js'
+
+export class LuaObjects<T> {
+  readonly #api: LuaApi
+  readonly #mapRef: number
+  readonly #itemMtRef: number
+  readonly #values = new Map<number, T>()
+  #nextId = 1
+
+  constructor(api: LuaApi, L: LuaThread, name: string) {
+    this.#api = api
+    // registry[mapRef] = setmetatable({}, {__mode = "k"})
+    api.createtable(L, 0, 0)
+    api.createtable(L, 0, 1)
+    api.pushstring(L, 'k')
+    api.setfield(L, -2, '__mode')
+    api.setmetatable(L, -2)
+    this.#mapRef = api.ref(L)
+    // the item metatable: only __gc
+    api.createtable(L, 0, 1)
+    api.pushfunction(L, (GL) => {
+      const id = this.#idOf(GL, 1)
+      if (id !== undefined) this.#values.delete(id)
+      return 0
+    }, `${name} __gc`)
+    api.setfield(L, -2, '__gc')
+    this.#itemMtRef = api.ref(L)
+  }
+
+  /** Number of live JS values (for tests and leak checks). */
+  get size(): number {
+    return this.#values.size
+  }
+
+  /** Pushes a new `item` userdata bound to `value`. */
+  pushItem(L: LuaThread, value: T): void {
+    const api = this.#api
+    const id = this.#nextId++
+    this.#values.set(id, value)
+    api.newuserdata(L)
+    api.pushref(L, this.#itemMtRef)
+    api.setmetatable(L, -2)
+    api.pushref(L, this.#mapRef)
+    api.pushvalue(L, -2)
+    api.pushinteger(L, id)
+    api.rawset(L, -3)
+    api.pop(L, 1)
+  }
+
+  /** The value behind the object (a table with `item`) at idx, if any. */
+  get(L: LuaThread, idx: number): T | undefined {
+    const api = this.#api
+    if (api.type(L, idx) !== LuaType.TABLE) return undefined
+    api.rawgetfield(L, idx, 'item')
+    const id = this.#idOf(L, -1)
+    api.pop(L, 1)
+    return id === undefined ? undefined : this.#values.get(id)
+  }
+
+  #idOf(L: LuaThread, idx: number): number | undefined {
+    const api = this.#api
+    if (api.type(L, idx) !== LuaType.USERDATA) return undefined
+    const abs = api.absindex(L, idx)
+    api.pushref(L, this.#mapRef)
+    api.pushvalue(L, abs)
+    api.rawget(L, -2)
+    const id = api.tointeger(L, -1)
+    api.pop(L, 2)
+    return id
+  }
+}
