@@ -130,13 +130,15 @@ export class LuaCaller {
         // handler runs in lua_pcall, where this is an error.
         return this.#fail(T, 'error', 'attempt to yield from outside a coroutine', false)
       }
+      // lua_resume: remove the n yielded values (Lua 5.4 keeps the yielding
+      // host function's frame below them), push the results, resume
       return pending.then(
         (resumeValues) => {
-          api.settop(T, 0)
+          api.pop(T, n)
           return this.#step(T, resumeValues(T))
         },
         (err: unknown) => {
-          api.settop(T, 0)
+          api.pop(T, n)
           api.pushstring(T, `dovepush internal error while waiting: ${err instanceof Error ? err.message : String(err)}`)
           // resume with the error message; the host function surfaces it (nil, msg)
           return this.#step(T, 1)
@@ -161,6 +163,7 @@ export class LuaCaller {
   #fail(T: LuaThread, kind: 'error' | 'timeout' | 'memory', override: string | undefined, withTraceback: boolean): CallOutcome {
     const api = this.#api
     const L = api.main
+    api.checkstack(T, 4) // a dead thread may have no free slot left (fengari checks)
     let message: string
     let errorValue: string
     if (override !== undefined) {

@@ -252,6 +252,23 @@ export function createFengariEngine(): LuaEngine {
         lua.lua_concat(L, 2)
         return raiseError(L)
       },
+      argerror: (L, arg, extramsg) => {
+        lauxlib.luaL_argerror(L, arg, to_luastring(extramsg))
+        throw new Error('unreachable: luaL_argerror returned')
+      },
+      typeerror: (L, arg, tname) => {
+        // fengari does not export luaL_typeerror: the same steps (lauxlib.c)
+        let typearg: string
+        if (lauxlib.luaL_getmetafield(L, arg, luastr('__name')) === LuaType.STRING) {
+          typearg = decode(lua.lua_tolstring(L, -1) as Uint8Array)
+        } else if (lua.lua_type(L, arg) === LuaType.LIGHTUSERDATA) {
+          typearg = 'light userdata'
+        } else {
+          typearg = decode(lua.lua_typename(L, lua.lua_type(L, arg)) as Uint8Array)
+        }
+        lauxlib.luaL_argerror(L, arg, to_luastring(`${tname} expected, got ${typearg}`))
+        throw new Error('unreachable: luaL_argerror returned')
+      },
       where: (L, level) => {
         lauxlib.luaL_where(L, level)
         return popString(L)
@@ -262,6 +279,10 @@ export function createFengariEngine(): LuaEngine {
 
       newthread: (L) => lua.lua_newthread(L) as LuaThread,
       resume: (L, from, nargs) => {
+        // fengari checks API preconditions (api_check is on): resuming a dead
+        // or running thread pushes its error message past ci.top and throws
+        // "stack overflow" unless the stack has room.
+        lua.lua_checkstack(L, 1)
         const st = lua.lua_resume(L, from, nargs) as number
         lastResults = lua.lua_gettop(L) as number
         return st

@@ -253,7 +253,7 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
         m._lua_settop(L, -2)
         return s
       },
-      rawlen: (L, idx) => m._lua_rawlen(L, idx),
+      rawlen: (L, idx) => Number(m._lua_rawlen(L, idx)), // lua_Unsigned: a BigInt
       rawequal: (L, a, b) => m._lua_rawequal(L, a, b) !== 0,
       tothread: (L, idx) => {
         const t = m._lua_tothread(L, idx) as number

@@ -41,13 +41,14 @@ export interface RunScriptOptions {
 
 export interface ScriptRun {
   host: Host
+  scriptPath: string
   logs: LogLine[]
   /** Log messages at or above a level. */
   messages(level?: number): string[]
 }
 
 /** Creates a Host on a script given as a path or as Lua source (written to a temp file). */
-export async function makeHost(script: { path: string } | { source: string }, o: RunScriptOptions = {}): Promise<ScriptRun & { cleanup(): void; scriptPath: string }> {
+export async function makeHost(script: { path: string } | { source: string }, o: RunScriptOptions = {}): Promise<ScriptRun & { cleanup(): void }> {
   let dir: string | undefined
   let scriptPath: string
   if ('path' in script) scriptPath = script.path
