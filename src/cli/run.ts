@@ -5,7 +5,7 @@ import { createReadStream, statSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { loadSettingsFile, parseSetting, type Settings } from '../config/settings.js'
 import { InputError, InvalidArgumentError, ScriptLoadError } from '../errors.js'
-import { readTransactions } from '../events/ndjson-reader.js'
+import { readTransactionBatches } from '../events/ndjson-reader.js'
 import { Host } from '../host/host.js'
 import { checkScriptSyntax } from '../drivers/lua.js'
 import { createEngine, ENGINE_NAMES, type EngineName } from '../lua/engine.js'
@@ -108,22 +108,24 @@ export async function run(o: RunOptions): Promise<number> {
   let badLineCount = 0
   const inFlight = new Set<Promise<void>>()
   let stoppedAt: InputError | undefined
-  for await (const item of readTransactions(input, { user: o.user })) {
-    if (item.error !== undefined) {
-      badLineCount++
-      if (badLines.length < 5) badLines.push(item.error)
-      log.error({ line: item.line, field: item.error.field, code: item.error.code }, `input: ${item.error.message}`)
-      if (o.strict) {
-        stoppedAt = item.error
-        break
+  read: for await (const batch of readTransactionBatches(input, { user: o.user })) {
+    for (const item of batch) {
+      if (item.error !== undefined) {
+        badLineCount++
+        if (badLines.length < 5) badLines.push(item.error)
+        log.error({ line: item.line, field: item.error.field, code: item.error.code }, `input: ${item.error.message}`)
+        if (o.strict) {
+          stoppedAt = item.error
+          break read
+        }
+        continue
       }
-      continue
-    }
-    const r = host.submit(item.txn)
-    if (r instanceof Promise) {
-      const p = r.finally(() => inFlight.delete(p))
-      inFlight.add(p)
-      if (inFlight.size >= 64) await Promise.race(inFlight)
+      const r = host.submit(item.txn)
+      if (r instanceof Promise) {
+        const p = r.finally(() => inFlight.delete(p))
+        inFlight.add(p)
+        if (inFlight.size >= 64) await Promise.race(inFlight)
+      }
     }
     progress?.tick()
   }
