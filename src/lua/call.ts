@@ -67,15 +67,21 @@ export class LuaCaller {
     const api = this.#api
     const T = api.newthread(api.main)
     const ref = api.ref(api.main)
-    if (this.#timeoutMs > 0) {
-      api.sethook(T, (HL) => {
-        if (this.#timedOut || performance.now() > this.#deadline) {
-          this.#timedOut = true
-          api.raise(HL, `dovepush: script call exceeded the call timeout of ${this.#timeoutMs} ms`)
-        }
-      }, HOOK_COUNT)
-    }
+    if (this.#timeoutMs > 0) api.sethook(T, this.#hook, HOOK_COUNT)
     return [T, ref]
+  }
+
+  // Once the deadline has passed, the hook fires at every instruction: a
+  // script that catches the error with pcall inside a loop would otherwise
+  // get caught again at the same point of the count cycle, forever.
+  readonly #hook = (HL: LuaThread): void => {
+    if (this.#timedOut || performance.now() > this.#deadline) {
+      if (!this.#timedOut) {
+        this.#timedOut = true
+        this.#api.sethook(HL, this.#hook, 1)
+      }
+      this.#api.raise(HL, `dovepush: script call exceeded the call timeout of ${this.#timeoutMs} ms`)
+    }
   }
 
   /**
@@ -146,7 +152,8 @@ export class LuaCaller {
       )
     }
     const kind = status === LuaStatus.ERRMEM ? 'memory' : this.#timedOut ? 'timeout' : 'error'
-    return this.#fail(T, kind, undefined, true)
+    // Lua calls no message handler for memory errors: no traceback, as under Dovecot
+    return this.#fail(T, kind, undefined, kind !== 'memory')
   }
 
   #isSentinel(T: LuaThread, idx: number): boolean {
@@ -196,6 +203,7 @@ export class LuaCaller {
       ;[this.#thread, this.#threadRef] = this.#newThread()
     } else {
       api.settop(T, 0)
+      if (this.#timeoutMs > 0) api.sethook(T, this.#hook, HOOK_COUNT)
     }
     return { ok: false, kind, message, errorValue }
   }

@@ -103,6 +103,7 @@ export function createFengariEngine(): LuaEngine {
     const main = lauxlib.luaL_newstate() as Raw
     if (main === null || main === undefined) throw new Error('lua_newstate failed')
     lualib.luaL_openlibs(main)
+    repairPcallHooks(main)
     // A JS exception thrown inside fengari (not by a host function, which
     // converts its own) becomes a Lua error instead of a bare status.
     lua.lua_atnativeerror(main, (L: Raw): number => {
@@ -332,3 +333,26 @@ export function createFengariEngine(): LuaEngine {
 
   return { name: 'fengari', newState }
 }
+
+// fengari 0.1.5 bug: lua_pcallk never records the caller's `allowhook` in
+// CIST_OAH (`callstatus &= ~CIST_OAH | allowhook` can only clear the bit), so
+// when an error raised inside a hook is caught by a yieldable pcall, hooks
+// stay disabled on that thread for good: the call timeout would never fire
+// again. pcall/xpcall are wrapped to turn hooks back on after they return.
+// (Lua's C implementation restores it: setoah in lapi.c.)
+function repairPcallHooks(L: Raw): void {
+  const { lua, lauxlib, to_luastring } = fengariModule as Raw
+  lua.lua_pushjsfunction(L, (FL: Raw) => {
+    FL.allowhook = 1
+    return lua.lua_gettop(FL)
+  })
+  lua.lua_getglobal(L, to_luastring('pcall'))
+  lua.lua_getglobal(L, to_luastring('xpcall'))
+  const src = 'local fix, pcall0, xpcall0 = ...\n' +
+    'pcall = function(...) return fix(pcall0(...)) end\n' +
+    'xpcall = function(...) return fix(xpcall0(...)) end\n'
+  if (lauxlib.luaL_loadstring(L, to_luastring(src)) !== 0) throw new Error('fengari pcall repair failed to load')
+  lua.lua_insert(L, -4)
+  lua.lua_call(L, 3, 0)
+}
+

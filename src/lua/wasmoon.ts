@@ -161,6 +161,11 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
   function newState(options: StateOptions = {}): LuaApi {
     let memoryUsed = 0
     const memoryLimit = options.memoryLimit ?? 0
+    // The cap applies while script code runs (inside lua_resume), where a
+    // failed allocation is a catchable "not enough memory" error. Outside it
+    // (dovepush building a traceback or a table) a failure would be a Lua
+    // panic, which aborts the whole WebAssembly module.
+    let enforcing = 0
     const alloc = m.addFunction((_ud: number, ptr: number, osize: number, nsize: number): number => {
       if (nsize === 0) {
         if (ptr !== 0) {
@@ -170,7 +175,7 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
         return 0
       }
       const delta = ptr !== 0 ? nsize - osize : nsize
-      if (memoryLimit > 0 && delta > 0 && memoryUsed + delta > memoryLimit) return 0
+      if (enforcing > 0 && delta > 0 && memoryUsed + delta > memoryLimit) return 0
       const np = x.realloc(ptr, nsize) as number
       if (np !== 0) memoryUsed += delta
       return np
@@ -365,7 +370,13 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
 
       newthread: (L) => x.lua_newthread(L) as LuaThread,
       resume: (L, from, nargs) => {
-        const st = x.lua_resume(L, from ?? 0, nargs, nresPtr) as number
+        if (memoryLimit > 0) enforcing++
+        let st: number
+        try {
+          st = x.lua_resume(L, from ?? 0, nargs, nresPtr) as number
+        } finally {
+          if (memoryLimit > 0) enforcing--
+        }
         lastResults = m.HEAP32[nresPtr >> 2]
         return st
       },

@@ -3,16 +3,30 @@
 
 import { type LuaApi, type LuaThread, LuaType } from '../engine.js'
 
+/**
+ * Dovecot's luaL_error. dlua-script-private.h redefines `luaL_error` as
+ * `dluaL_error` (src/lib-lua/dlua-error.c), which formats the message and
+ * calls lua_error WITHOUT luaL_where's "<file>:<line>: " prefix. So every
+ * error Dovecot's own bindings raise has no position (recorded: `expected 1
+ * arguments, got 0`, `attempt to write to undeclared global variable
+ * newglobal`), while luaL_argerror/luaL_check* (liblua's real luaL_error)
+ * keep it (recorded: `…push2.lua:26: bad argument #2 to 'add_int' …`).
+ */
+export function dluaError(api: LuaApi, L: LuaThread, msg: string): never {
+  api.pushstring(L, msg)
+  return api.error(L)
+}
+
 /** DLUA_REQUIRE_ARGS: "expected %d arguments, got %d" (always plural). */
 export function requireArgs(api: LuaApi, L: LuaThread, n: number): void {
   const got = api.gettop(L)
-  if (got !== n) api.raise(L, `expected ${n} arguments, got ${got}`)
+  if (got !== n) dluaError(api, L, `expected ${n} arguments, got ${got}`)
 }
 
 /** DLUA_REQUIRE_ARGS_IN: "expected %d to %d arguments, got %d". */
 export function requireArgsIn(api: LuaApi, L: LuaThread, min: number, max: number): void {
   const got = api.gettop(L)
-  if (got < min || got > max) api.raise(L, `expected ${min} to ${max} arguments, got ${got}`)
+  if (got < min || got > max) dluaError(api, L, `expected ${min} to ${max} arguments, got ${got}`)
 }
 
 /** luaL_checkstring: a string, or a number converted as lua_tostring does. */
@@ -36,6 +50,6 @@ export function checkInteger(api: LuaApi, L: LuaThread, arg: number): number {
 export function checkObject(api: LuaApi, L: LuaThread, arg: number, typeName: string): void {
   const t = api.type(L, arg)
   if (t !== LuaType.TABLE) {
-    api.raise(L, `Bad argument #${arg}, expected ${typeName} got ${api.typename(L, t)}`)
+    dluaError(api, L, `Bad argument #${arg}, expected ${typeName} got ${api.typename(L, t)}`)
   }
 }

@@ -7,7 +7,7 @@
 
 import { type LuaThread, LuaType } from '../engine.js'
 import type { LuaEnv, LuaMethods } from '../env.js'
-import { checkInteger, checkString, requireArgs } from './args.js'
+import { checkInteger, checkString, dluaError, requireArgs } from './args.js'
 import { registerEvent } from './event.js'
 import { pushStorage } from './storage.js'
 
@@ -24,7 +24,7 @@ export function registerDovecot(env: LuaEnv, pushHttp: () => void): void {
   // restrict_global_variables: the wording (sic) is Dovecot's, recorded.
   const strictIndex = (SL: LuaThread): number => {
     requireArgs(api, SL, 2)
-    return api.raise(SL, `attempt to write to read undeclared global variable ${checkString(api, SL, 2)}`)
+    return dluaError(api, SL, `attempt to write to read undeclared global variable ${checkString(api, SL, 2)}`)
   }
   const strictNewindex = (SL: LuaThread): number => {
     requireArgs(api, SL, 3)
@@ -32,7 +32,7 @@ export function registerDovecot(env: LuaEnv, pushHttp: () => void): void {
       api.rawset(SL, 1)
       return 0
     }
-    return api.raise(SL, `attempt to write to undeclared global variable ${checkString(api, SL, 2)}`)
+    return dluaError(api, SL, `attempt to write to undeclared global variable ${checkString(api, SL, 2)}`)
   }
 
   const events = registerEvent(env)

@@ -10,7 +10,7 @@
 import type { LuaThread } from '../engine.js'
 import type { LuaEnv, LuaMethods } from '../env.js'
 import { LuaObjects } from '../objects.js'
-import { checkInteger, checkObject, checkString, requireArgs, requireArgsIn } from './args.js'
+import { checkInteger, checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 
 const EVENT = 'struct event'
 const PASSTHROUGH = 'struct event_passthrough'
@@ -60,7 +60,7 @@ export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEvent
     checkObject(api, SL, 1, EVENT)
     const ev = objects.get(SL, 1)
     if (ev === undefined || (!allowPassthrough && ev.passthroughOf !== undefined)) {
-      return api.raise(SL, `Bad argument #1, expected ${EVENT} got table`)
+      return dluaError(api, SL, `Bad argument #1, expected ${EVENT} got table`)
     }
     return ev
   }
@@ -184,7 +184,7 @@ export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEvent
     if (api.gettop(SL) === 1) {
       checkObject(api, SL, 1, EVENT)
       const p = objects.get(SL, 1)
-      if (p === undefined || p.passthroughOf !== undefined) return api.raise(SL, `Bad argument #1, expected ${EVENT} got table`)
+      if (p === undefined || p.passthroughOf !== undefined) return dluaError(api, SL, `Bad argument #1, expected ${EVENT} got table`)
       parent = p
     }
     pushObject(SL, { parent, name: undefined, prefix: '', replacesPrefix: false, alwaysLogSource: false, fields: {} }, eventMtRef)

@@ -14,7 +14,7 @@ import { hostname } from 'node:os'
 import type { LuaThread } from '../engine.js'
 import type { LuaEnv, LuaMethods } from '../env.js'
 import { LuaObjects } from '../objects.js'
-import { checkObject, checkString, requireArgs, requireArgsIn } from './args.js'
+import { checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 import { type VarExpandUser, varExpand23, varExpand24 } from './var-expand.js'
 
 const USER = 'struct mail_user'
@@ -51,7 +51,7 @@ export function registerUser(env: LuaEnv): UserBinding {
     requireArgs(api, SL, n)
     checkObject(api, SL, 1, USER)
     const u = objects.get(SL, 1)
-    if (u === undefined) return api.raise(SL, `Bad argument #1, expected ${USER} got table`)
+    if (u === undefined) return dluaError(api, SL, `Bad argument #1, expected ${USER} got table`)
     return u
   }
 
@@ -113,7 +113,7 @@ export function registerUser(env: LuaEnv): UserBinding {
       try {
         out = env.dovecot === '2.3' ? varExpand23(template, expandContext(u)) : varExpand24(template, expandContext(u))
       } catch (err) {
-        return api.raise(SL, `var_expand(${template}) failed: ${(err as Error).message}`)
+        return dluaError(api, SL, `var_expand(${template}) failed: ${(err as Error).message}`)
       }
       api.pushstring(SL, out)
       return 1
