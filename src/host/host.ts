@@ -35,6 +35,8 @@ export class Host {
   readonly #options: HostOptions
   readonly #sessions = new Map<string, Session>()
   readonly #ending = new Set<Promise<void>>()
+  /** The session of the previous unit: consecutive units of one user skip the map. */
+  #last: { user: string; session: string | undefined; s: Session } | undefined
 
   constructor(options: HostOptions) {
     this.#options = options
@@ -54,12 +56,15 @@ export class Host {
   }
 
   #session(txn: TransactionUnit): Session {
+    const last = this.#last
+    if (last !== undefined && last.user === txn.user && last.session === txn.session) return last.s
     const key = `${txn.user}\u0000${txn.session ?? ''}`
     let s = this.#sessions.get(key)
     if (s !== undefined) {
       // keep insertion order = recency, for eviction
       this.#sessions.delete(key)
       this.#sessions.set(key, s)
+      this.#last = { user: txn.user, session: txn.session, s }
       return s
     }
     if (this.#sessions.size >= this.#options.maxSessions) this.#evictIdle()
@@ -80,6 +85,7 @@ export class Host {
     })
     s = new Session(key, { username: txn.user, sessionId, settings: o.settings }, [driver], log)
     this.#sessions.set(key, s)
+    this.#last = { user: txn.user, session: txn.session, s }
     this.stats.sessions++
     return s
   }
@@ -88,6 +94,7 @@ export class Host {
     for (const [key, s] of this.#sessions) {
       if (s.busy) continue
       this.#sessions.delete(key)
+      if (this.#last?.s === s) this.#last = undefined
       const p = s.end().finally(() => this.#ending.delete(p))
       this.#ending.add(p)
       return
@@ -98,6 +105,7 @@ export class Host {
   async close(): Promise<void> {
     const sessions = [...this.#sessions.values()]
     this.#sessions.clear()
+    this.#last = undefined
     for (const s of sessions) await s.end()
     await Promise.all(this.#ending)
   }
