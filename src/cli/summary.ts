@@ -12,11 +12,12 @@ export interface SummaryExtras {
 
 export function formatSummary(stats: RunStats, x: SummaryExtras): string {
   const n = (v: number): string => v.toLocaleString('en-US')
-  const rate = x.seconds > 0 ? ` (${n(Math.round(stats.transactions / x.seconds))}/s)` : ''
+  const rate = x.seconds >= 0.5 ? ` (${n(Math.round(stats.transactions / x.seconds))}/s)` : ''
+  const plural = (v: number, word: string): string => `${n(v)} ${word}${v === 1 ? '' : 's'}`
   const out = [
     '',
-    `dovepush: ${n(stats.transactions)} transactions (${n(stats.committed)} committed, ${n(stats.rolledBack)} rolled back), ` +
-      `${n(stats.events)} events, ${n(stats.sessions)} sessions in ${x.seconds.toFixed(2)} s${rate}`,
+    `dovepush: ${plural(stats.transactions, 'transaction')} (${n(stats.committed)} committed, ${n(stats.rolledBack)} rolled back), ` +
+      `${plural(stats.events, 'event')}, ${plural(stats.sessions, 'session')} in ${x.seconds.toFixed(2)} s${rate}`,
   ]
   const calls = [...stats.calls].sort(([a], [b]) => a.localeCompare(b))
   if (calls.length > 0) {
