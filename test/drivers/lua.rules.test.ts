@@ -2,32 +2,13 @@
 // on both engines. Each test runs a real script through the Host and checks
 // what the script recorded (a global list read back via a file) and the log.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { TransactionUnit } from '../../src/events/types.js'
 import { LEVEL, runScript } from '../helpers/run-script.js'
-
-const dir = mkdtempSync(join(tmpdir(), 'dovepush-rules-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let n = 0
+import { traceScripts } from '../helpers/trace.js'
 
 /** Lua prelude: `trace(s)` appends a line to a file the test reads back. */
-function withTrace(body: string): { source: string; read: () => string[] } {
-  const file = join(dir, `trace-${++n}.txt`)
-  const source = `local function trace(s) local f = assert(io.open(${JSON.stringify(file)}, "a")); f:write(s, "\\n"); f:close() end\n${body}`
-  return {
-    source,
-    read: () => {
-      try {
-        return readFileSync(file, 'utf8').split('\n').filter(Boolean)
-      } catch {
-        return []
-      }
-    },
-  }
-}
+const withTrace = traceScripts('dovepush-rules-')
 
 const NEW = { name: 'MessageNew', mailbox: 'INBOX', uid: 7, uid_validity: 1700000000, date: 1700000100, tz: 120, from: 'Alice <alice@example.test>', to: 'bob@example.test', from_address: 'alice@example.test', from_display_name: 'Alice', to_address: 'bob@example.test', to_display_name: '', subject: 'Hi', snippet: 'Hello', message_id: '<1@example.test>', flags: [], keywords: ['$Label1'] }
 const txn = (events: object[], extra: object = {}): TransactionUnit => ({ user: 'alice@example.test', committed: true, events, ...extra }) as unknown as TransactionUnit

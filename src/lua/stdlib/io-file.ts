@@ -25,7 +25,7 @@ export interface LFile {
 export const EMPTY = Buffer.alloc(0)
 const CHUNK = 64 * 1024
 const L_MAXLENNUM = 200
-const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND, O_EXCL } = fs.constants
+const { O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_APPEND } = fs.constants
 
 
 const sleep = (ms: number): void => {

@@ -3,54 +3,17 @@
 // dovecot.storage. Expected strings are what Dovecot 2.3.19.1 printed
 // (spec/dovecot-lua-observed/out-session2-api.txt, oracle recordings).
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { DovecotVersion } from '../../../src/lua/env.js'
+import { inBeginTxn } from '../../helpers/begin-txn.js'
 import { LEVEL, runScript, txn } from '../../helpers/run-script.js'
-
-const dir = mkdtempSync(join(tmpdir(), 'dovepush-dovecot-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let n = 0
+import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
 
 /** Lua prelude: `trace(s)` appends a line to a file; `keys(t)` lists sorted keys; `r(ok, ...)` renders a pcall result. */
-function withTrace(body: string): { source: string; read: () => string[] } {
-  const file = join(dir, `trace-${++n}.txt`)
-  const source = `local function trace(s) local f = assert(io.open(${JSON.stringify(file)}, "a")); f:write(s, "\\n"); f:close() end
-local function keys(t) local r = {} for k in pairs(t) do r[#r+1] = tostring(k) end table.sort(r) return table.concat(r, ",") end
-local function r(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end return table.concat(t, " ") end
-${body}`
-  return {
-    source,
-    read: () => {
-      try {
-        return readFileSync(file, 'utf8').split('\n').filter(Boolean)
-      } catch {
-        return []
-      }
-    },
-  }
-}
+const withTrace = traceScripts('dovepush-dovecot-', KEYS_AND_R)
 
 /** Runs `body` inside begin_txn of one transaction. */
-async function inTxn(body: string, engine: 'wasmoon' | 'fengari', dovecot: DovecotVersion = '2.3') {
-  const t = withTrace(`
-function dovecot_lua_notify_begin_txn(user)
-${body}
-end
-function dovecot_lua_notify_event_message_new() end
-function dovecot_lua_notify_end_txn() end`)
-  const run = await runScript({ source: t.source }, [txn([{ name: 'MessageNew', mailbox: 'INBOX', uid: 1 }])], { engine, dovecot })
-  return { lines: t.read(), run, at: (marker: string) => `${run.scriptPath}:${lineOf(t.source, marker)}` }
-}
-
-/** The 1-based line of the first line of `source` containing `marker`. */
-function lineOf(source: string, marker: string): number {
-  const i = source.split('\n').findIndex((l) => l.includes(marker))
-  if (i < 0) throw new Error(`marker not found: ${marker}`)
-  return i + 1
-}
+const inTxn = (body: string, engine: 'wasmoon' | 'fengari', dovecot: DovecotVersion = '2.3') => inBeginTxn(withTrace, body, engine, { dovecot })
 
 const MT_KEYS = '__index,__name,clear_flag,event,has_flag,i_debug,i_error,i_info,i_warning,restrict_global_variables,set_flag'
 // out-session2-api.txt "T2 storage keys=": the Debian 12 binary (no MAILBOX_FLAG_AUTO_*)

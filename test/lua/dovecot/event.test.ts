@@ -3,54 +3,22 @@
 // Expected strings are Dovecot 2.3.19.1's (out-session2-api.txt, probe:event
 // lines of the oracle recording).
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Settings } from '../../../src/config/settings.js'
 import type { DovecotVersion } from '../../../src/lua/env.js'
-import { LEVEL, type LogLine, runScript, txn } from '../../helpers/run-script.js'
+import { inBeginTxn } from '../../helpers/begin-txn.js'
+import { LEVEL, type LogLine } from '../../helpers/run-script.js'
+import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'dovepush-event-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let n = 0
+/** Lua prelude: `trace(s)` appends a line to a file; `keys(t)` lists sorted keys; `r(ok, ...)` renders a pcall result. */
+const withTrace = traceScripts('dovepush-event-', KEYS_AND_R)
 
-function withTrace(body: string): { source: string; read: () => string[] } {
-  const file = join(dir, `trace-${++n}.txt`)
-  const source = `local function trace(s) local f = assert(io.open(${JSON.stringify(file)}, "a")); f:write(s, "\\n"); f:close() end
-local function keys(t) local r = {} for k in pairs(t) do r[#r+1] = tostring(k) end table.sort(r) return table.concat(r, ",") end
-local function r(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end return table.concat(t, " ") end
-${body}`
-  return {
-    source,
-    read: () => {
-      try {
-        return readFileSync(file, 'utf8').split('\n').filter(Boolean)
-      } catch {
-        return []
-      }
-    },
-  }
-}
-
-function lineOf(source: string, marker: string): number {
-  const i = source.split('\n').findIndex((l) => l.includes(marker))
-  if (i < 0) throw new Error(`marker not found: ${marker}`)
-  return i + 1
-}
-
+/** Runs `body` inside begin_txn of one transaction; `mine()` adds the log lines the script itself produced. */
 async function inTxn(body: string, engine: 'wasmoon' | 'fengari', o: { dovecot?: DovecotVersion; settings?: Settings } = {}) {
-  const t = withTrace(`
-function dovecot_lua_notify_begin_txn(user)
-${body}
-end
-function dovecot_lua_notify_event_message_new() end
-function dovecot_lua_notify_end_txn() end`)
-  const run = await runScript({ source: t.source }, [txn([{ name: 'MessageNew', mailbox: 'INBOX', uid: 1 }])], { engine, ...o })
-  const line = (marker: string) => lineOf(t.source, marker)
+  const t = await inBeginTxn(withTrace, body, engine, o)
   /** Log lines the script produced (the driver's own lines end in "dovecot_lua_notify_…" texts). */
-  const mine = (): LogLine[] => run.logs.filter((l) => typeof l.source === 'string' && l.source.startsWith('script.lua:'))
-  return { lines: t.read(), run, line, mine, at: (marker: string) => `${run.scriptPath}:${line(marker)}` }
+  const mine = (): LogLine[] => t.run.logs.filter((l) => typeof l.source === 'string' && l.source.startsWith('script.lua:'))
+  return { ...t, mine }
 }
 
 // probe:event in oracle/recordings/dovecot-2.3.19.ndjson and "emt=" in out-session2-api.txt

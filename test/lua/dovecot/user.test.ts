@@ -3,49 +3,18 @@
 // var_expand (2.3 syntax), the comparison metamethods that crash Dovecot,
 // and the methods that need the (not yet simulated) mail store.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
-import type { Settings } from '../../../src/config/settings.js'
-import type { TransactionUnit } from '../../../src/events/types.js'
-import type { DovecotVersion } from '../../../src/lua/env.js'
-import { LEVEL, runScript, txn } from '../../helpers/run-script.js'
+import { describe, expect, it } from 'vitest'
+import { type BeginTxnOptions, inBeginTxn } from '../../helpers/begin-txn.js'
+import { LEVEL, txn } from '../../helpers/run-script.js'
+import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'dovepush-user-'))
-afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let n = 0
-
-function withTrace(body: string): { source: string; read: () => string[] } {
-  const file = join(dir, `trace-${++n}.txt`)
-  const source = `local function trace(s) local f = assert(io.open(${JSON.stringify(file)}, "a")); f:write(s, "\\n"); f:close() end
-local function keys(t) local r = {} for k in pairs(t) do r[#r+1] = tostring(k) end table.sort(r) return table.concat(r, ",") end
-local function r(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end return table.concat(t, " ") end
-${body}`
-  return {
-    source,
-    read: () => {
-      try {
-        return readFileSync(file, 'utf8').split('\n').filter(Boolean)
-      } catch {
-        return []
-      }
-    },
-  }
-}
+/** Lua prelude: `trace(s)` appends a line to a file; `keys(t)` lists sorted keys; `r(ok, ...)` renders a pcall result. */
+const withTrace = traceScripts('dovepush-user-', KEYS_AND_R)
 
 const NEW = { name: 'MessageNew', mailbox: 'INBOX', uid: 1 }
 
-async function inTxn(body: string, engine: 'wasmoon' | 'fengari', o: { dovecot?: DovecotVersion; settings?: Settings; units?: TransactionUnit[] } = {}) {
-  const t = withTrace(`
-function dovecot_lua_notify_begin_txn(user)
-${body}
-end
-function dovecot_lua_notify_event_message_new() end
-function dovecot_lua_notify_end_txn() end`)
-  const run = await runScript({ source: t.source }, o.units ?? [txn([NEW])], { engine, dovecot: o.dovecot, settings: o.settings })
-  return { lines: t.read(), run }
-}
+/** Runs `body` inside begin_txn of one transaction (or of `o.units`). */
+const inTxn = (body: string, engine: 'wasmoon' | 'fengari', o: BeginTxnOptions = {}) => inBeginTxn(withTrace, body, engine, o)
 
 // out-session2-api.txt "T2 begin_txn args user type=table keys=… mt=…"
 const USER_KEYS_23 = 'admin,anonymous,autocreated,dsyncing,fuzzy_search,gid,home,item,mail_debug,nonexistent,service,session_create_time,session_id,session_restored,uid,username'

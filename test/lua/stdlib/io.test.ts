@@ -2,72 +2,35 @@
 // Debian 12's lua5.4), on wasmoon; the engine-neutral part on fengari too.
 
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createEngine, type LuaApi, type LuaEngine, LuaType } from '../../../src/lua/engine.js'
+import { describe, expect, it } from 'vitest'
+import { LuaType } from '../../../src/lua/engine.js'
 import { formatG14, registerIo } from '../../../src/lua/stdlib/io.js'
+import { type ReadOther, useSnippetState } from '../../helpers/lua-snippet.js'
 
-type Value = null | boolean | number | string
-
-/** Runs `code` with `...` = dir; returns its results (strings as latin1, one char per byte). */
-function run(api: LuaApi, code: string, dir: string): Value[] {
-  const L = api.main
-  const base = api.gettop(L)
-  if (api.load(L, new TextEncoder().encode(code), '=test', 't') !== 0) throw new Error(api.tostring(L, -1))
-  api.pushstring(L, dir)
-  if (api.pcall(L, 1, -1, 0) !== 0) {
-    const msg = api.tostring(L, -1)
-    api.settop(L, base)
-    throw new Error(msg)
-  }
-  const out: Value[] = []
-  for (let i = base + 1; i <= api.gettop(L); i++) {
-    const t = api.type(L, i)
-    if (t === LuaType.NIL) out.push(null)
-    else if (t === LuaType.BOOLEAN) out.push(api.toboolean(L, i))
-    else if (t === LuaType.NUMBER) out.push(api.tonumber(L, i))
-    else if (t === LuaType.STRING) out.push(Buffer.from(api.tobytes(L, i) as Uint8Array).toString('latin1'))
-    else out.push(api.tostringmeta(L, i))
-  }
-  api.settop(L, base)
-  return out
-}
+/** Strings as latin1, one char per byte; other values through __tostring. */
+const readOther: ReadOther = (api, i, t) =>
+  t === LuaType.STRING ? Buffer.from(api.tobytes(api.main, i) as Uint8Array).toString('latin1') : api.tostringmeta(api.main, i)
 
 for (const engineName of ['wasmoon', 'fengari'] as const) {
   describe(`io on ${engineName}`, () => {
-    let engine: LuaEngine
-    let api: LuaApi
-    let dir: string
-    const lua = (code: string): Value[] => run(api, code, dir)
+    const state = useSnippetState(engineName, (api) => registerIo(api, api.main), readOther)
+    const { lua } = state
     const is54 = engineName === 'wasmoon'
-
-    beforeAll(async () => {
-      engine = await createEngine(engineName)
-    })
-    beforeEach(() => {
-      api = engine.newState()
-      registerIo(api, api.main)
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dovepush-'))
-    })
-    afterEach(() => {
-      api.close()
-      fs.rmSync(dir, { recursive: true, force: true })
-    })
 
     it('writes a binary-safe file Node reads back, and reads one Node wrote', () => {
       expect(lua(`
         local f = assert(io.open(... .. "/out.bin", "wb"))
         assert(f:write("a\\0b\\255", 12, " ", 1.5, "\\n") == f)
         return f:close()`)).toEqual([true])
-      expect(fs.readFileSync(path.join(dir, 'out.bin'))).toEqual(Buffer.from([0x61, 0, 0x62, 0xff, 0x31, 0x32, 0x20, 0x31, 0x2e, 0x35, 0x0a]))
-      fs.writeFileSync(path.join(dir, 'in.bin'), Buffer.from([0, 0xff, 0x80, 10, 0x41]))
+      expect(fs.readFileSync(path.join(state.dir, 'out.bin'))).toEqual(Buffer.from([0x61, 0, 0x62, 0xff, 0x31, 0x32, 0x20, 0x31, 0x2e, 0x35, 0x0a]))
+      fs.writeFileSync(path.join(state.dir, 'in.bin'), Buffer.from([0, 0xff, 0x80, 10, 0x41]))
       expect(lua(`local f = io.open(... .. "/in.bin", "rb") local s = f:read("a") f:close() return #s, s:byte(1, -1)`))
         .toEqual([5, 0, 0xff, 0x80, 10, 0x41])
     })
 
     it('reads with the formats l, L, n, a, counts and 5.3-style *formats', () => {
-      fs.writeFileSync(path.join(dir, 'f'), '12 0x1F -3.5e2 abc\nline2\r\n\nlast')
+      fs.writeFileSync(path.join(state.dir, 'f'), '12 0x1F -3.5e2 abc\nline2\r\n\nlast')
       expect(lua(`local f = io.open(... .. "/f") return f:read("n", "*n", "n", "n")`)).toEqual([12, 31, -350, null])
       expect(lua(`local f = io.open(... .. "/f") f:read("l") return f:read("L", "*l", "l", "l")`))
         .toEqual(['line2\r\n', '', 'last', null])
@@ -78,7 +41,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
     })
 
     it('iterates lines() and closes the file io.lines opened at the end', () => {
-      fs.writeFileSync(path.join(dir, 'f'), 'one\ntwo\n\nthree')
+      fs.writeFileSync(path.join(state.dir, 'f'), 'one\ntwo\n\nthree')
       expect(lua(`local t = {} for l in io.lines(... .. "/f") do t[#t + 1] = "[" .. l .. "]" end return table.concat(t)`))
         .toEqual(['[one][two][][three]'])
       expect(lua(`local t = {} for a, b in io.lines(... .. "/f", 2, "L") do t[#t + 1] = a .. "|" .. tostring(b) end return table.concat(t, ",")`))
@@ -88,7 +51,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       expect(lua(`local f = io.open(... .. "/f") local it = f:lines() f:close()
         return pcall(function() for l in it do end end)`)).toEqual([false, 'test:2: file is already closed'])
       expect(lua(`local it, _, _, f = io.lines(... .. "/f") while it() do end return io.type(f)`)).toEqual(['closed file'])
-      expect(() => lua(`io.lines(... .. "/nope")`)).toThrow(`cannot open file '${dir}/nope' (No such file or directory)`)
+      expect(() => lua(`io.lines(... .. "/nope")`)).toThrow(`cannot open file '${state.dir}/nope' (No such file or directory)`)
     })
 
     it('seeks, appends at the end and reads a+ from the start', () => {
@@ -101,7 +64,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
         f:write("X")
         f:seek("set")
         return a, b, c, d, e, f:read("a"), f:seek("cur", -100)`)).toEqual([10, 2, '234', 5, 9, '012345678X', null, 'Invalid argument', 22])
-      fs.writeFileSync(path.join(dir, 'a'), 'first\n')
+      fs.writeFileSync(path.join(state.dir, 'a'), 'first\n')
       expect(lua(`
         local f = io.open(... .. "/a", "a+")
         local l = f:read("l")
@@ -110,12 +73,12 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
         f:seek("set")
         return l, pos, f:read("a")`)).toEqual(['first', 13, 'first\nsecond\n'])
       expect(lua(`local f = io.open(... .. "/a", "a") f:write("third") f:close()`)).toEqual([])
-      expect(fs.readFileSync(path.join(dir, 'a'), 'utf8')).toBe('first\nsecond\nthird')
+      expect(fs.readFileSync(path.join(state.dir, 'a'), 'utf8')).toBe('first\nsecond\nthird')
     })
 
     it('reports open failures as luaL_fileresult and rejects invalid modes', () => {
-      expect(lua(`return io.open(... .. "/nope/x")`)).toEqual([null, `${dir}/nope/x: No such file or directory`, 2])
-      expect(lua(`return io.open(..., "w")`)).toEqual([null, `${dir}: Is a directory`, 21])
+      expect(lua(`return io.open(... .. "/nope/x")`)).toEqual([null, `${state.dir}/nope/x: No such file or directory`, 2])
+      expect(lua(`return io.open(..., "w")`)).toEqual([null, `${state.dir}: Is a directory`, 21])
       expect(lua(`return pcall(io.open, "x", "rw")`)).toEqual([false, "bad argument #2 to 'io.open' (invalid mode)"])
       expect(lua(`return io.type(io.open(... .. "/m", "r+b")), io.type(io.open(... .. "/m", "wbb"))`)).toEqual([null, 'file'])
     })
@@ -139,7 +102,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
         local r = io.write("a", 1, "b") == out
         io.close()
         return r, io.type(out), pcall(io.write, "x")`)).toEqual([true, 'closed file', false, 'default output file is closed'])
-      expect(fs.readFileSync(path.join(dir, 'o'), 'utf8')).toBe('a1b')
+      expect(fs.readFileSync(path.join(state.dir, 'o'), 'utf8')).toBe('a1b')
     })
 
     it('has tmpfile, setvbuf, flush and a clear popen error', () => {
@@ -150,7 +113,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
     })
 
     it.runIf(is54)('closes files the script dropped when they are collected (__gc)', () => {
-      fs.writeFileSync(path.join(dir, 'g'), 'x')
+      fs.writeFileSync(path.join(state.dir, 'g'), 'x')
       const before = fs.readdirSync('/proc/self/fd').length
       lua(`for i = 1, 200 do local f = io.open(... .. "/g") end collectgarbage() collectgarbage()`)
       expect(fs.readdirSync('/proc/self/fd').length).toBeLessThan(before + 10)

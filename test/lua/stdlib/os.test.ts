@@ -4,53 +4,17 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createEngine, type LuaApi, type LuaEngine, LuaType } from '../../../src/lua/engine.js'
+import { describe, expect, it } from 'vitest'
 import { registerOs } from '../../../src/lua/stdlib/os.js'
+import { type ReadOther, useSnippetState } from '../../helpers/lua-snippet.js'
 
-type Value = null | boolean | number | string
-
-function run(api: LuaApi, code: string, dir: string): Value[] {
-  const L = api.main
-  const base = api.gettop(L)
-  if (api.load(L, new TextEncoder().encode(code), '=test', 't') !== 0) throw new Error(api.tostring(L, -1))
-  api.pushstring(L, dir)
-  if (api.pcall(L, 1, -1, 0) !== 0) {
-    const msg = api.tostring(L, -1)
-    api.settop(L, base)
-    throw new Error(msg)
-  }
-  const out: Value[] = []
-  for (let i = base + 1; i <= api.gettop(L); i++) {
-    const t = api.type(L, i)
-    if (t === LuaType.NIL) out.push(null)
-    else if (t === LuaType.BOOLEAN) out.push(api.toboolean(L, i))
-    else if (t === LuaType.NUMBER) out.push(api.tonumber(L, i))
-    else out.push(api.tostringmeta(L, i))
-  }
-  api.settop(L, base)
-  return out
-}
+/** Every non-nil/boolean/number value (strings too) through __tostring. */
+const readOther: ReadOther = (api, i) => api.tostringmeta(api.main, i)
 
 for (const engineName of ['wasmoon', 'fengari'] as const) {
   describe(`os on ${engineName}`, () => {
-    let engine: LuaEngine
-    let api: LuaApi
-    let dir: string
-    const lua = (code: string): Value[] => run(api, code, dir)
-
-    beforeAll(async () => {
-      engine = await createEngine(engineName)
-    })
-    beforeEach(() => {
-      api = engine.newState()
-      registerOs(api, api.main, { env: { DOVEPUSH_TEST: 'yes it is', EMPTY: '' } })
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dovepush-'))
-    })
-    afterEach(() => {
-      api.close()
-      fs.rmSync(dir, { recursive: true, force: true })
-    })
+    const state = useSnippetState(engineName, (api) => registerOs(api, api.main, { env: { DOVEPUSH_TEST: 'yes it is', EMPTY: '' } }), readOther)
+    const { lua } = state
 
     it('reads the environment it was given', () => {
       expect(lua(`return os.getenv("DOVEPUSH_TEST"), os.getenv("EMPTY"), os.getenv("PATH")`)).toEqual(['yes it is', '', null])
@@ -58,21 +22,21 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
     })
 
     it('removes files and empty directories, with luaL_fileresult failures', () => {
-      fs.writeFileSync(path.join(dir, 'f'), 'x')
-      fs.mkdirSync(path.join(dir, 'empty'))
-      fs.mkdirSync(path.join(dir, 'full'))
-      fs.writeFileSync(path.join(dir, 'full', 'g'), 'y')
+      fs.writeFileSync(path.join(state.dir, 'f'), 'x')
+      fs.mkdirSync(path.join(state.dir, 'empty'))
+      fs.mkdirSync(path.join(state.dir, 'full'))
+      fs.writeFileSync(path.join(state.dir, 'full', 'g'), 'y')
       expect(lua(`local d = ... return os.remove(d .. "/f"), os.remove(d .. "/empty")`)).toEqual([true, true])
-      expect(fs.existsSync(path.join(dir, 'f'))).toBe(false)
-      expect(fs.existsSync(path.join(dir, 'empty'))).toBe(false)
-      expect(lua(`return os.remove(... .. "/nope")`)).toEqual([null, `${dir}/nope: No such file or directory`, 2])
-      expect(lua(`return os.remove(... .. "/full")`)).toEqual([null, `${dir}/full: Directory not empty`, 39])
+      expect(fs.existsSync(path.join(state.dir, 'f'))).toBe(false)
+      expect(fs.existsSync(path.join(state.dir, 'empty'))).toBe(false)
+      expect(lua(`return os.remove(... .. "/nope")`)).toEqual([null, `${state.dir}/nope: No such file or directory`, 2])
+      expect(lua(`return os.remove(... .. "/full")`)).toEqual([null, `${state.dir}/full: Directory not empty`, 39])
     })
 
     it('renames files; a failure carries no file name (loslib os_rename)', () => {
-      fs.writeFileSync(path.join(dir, 'a'), 'content')
+      fs.writeFileSync(path.join(state.dir, 'a'), 'content')
       expect(lua(`local d = ... return os.rename(d .. "/a", d .. "/b")`)).toEqual([true])
-      expect(fs.readFileSync(path.join(dir, 'b'), 'utf8')).toBe('content')
+      expect(fs.readFileSync(path.join(state.dir, 'b'), 'utf8')).toBe('content')
       expect(lua(`local d = ... return os.rename(d .. "/a", d .. "/c")`)).toEqual([null, 'No such file or directory', 2])
     })
 
@@ -93,7 +57,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       expect(lua(`return os.execute("exit 3")`)).toEqual([null, 'exit', 3])
       expect(lua(`return os.execute("kill -9 $$")`)).toEqual([null, 'signal', 9])
       expect(lua(`return os.execute("echo hi > '" .. ... .. "/out'")`)).toEqual([true, 'exit', 0])
-      expect(fs.readFileSync(path.join(dir, 'out'), 'utf8')).toBe('hi\n')
+      expect(fs.readFileSync(path.join(state.dir, 'out'), 'utf8')).toBe('hi\n')
     })
 
     it('refuses os.exit with an error and the state goes on', () => {

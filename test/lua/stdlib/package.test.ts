@@ -3,64 +3,27 @@
 // two agree.
 
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createEngine, type LuaApi, type LuaEngine, LuaType } from '../../../src/lua/engine.js'
+import { describe, expect, it } from 'vitest'
+import { LuaType } from '../../../src/lua/engine.js'
 import { DEBIAN_LUA_CPATH, registerPackage } from '../../../src/lua/stdlib/package.js'
+import { type ReadOther, useSnippetState } from '../../helpers/lua-snippet.js'
 
-type Value = null | boolean | number | string
-
-function run(api: LuaApi, code: string, dir: string): Value[] {
-  const L = api.main
-  const base = api.gettop(L)
-  if (api.load(L, new TextEncoder().encode(code), '=test', 't') !== 0) throw new Error(api.tostring(L, -1))
-  api.pushstring(L, dir)
-  if (api.pcall(L, 1, -1, 0) !== 0) {
-    const msg = api.tostring(L, -1)
-    api.settop(L, base)
-    throw new Error(msg)
-  }
-  const out: Value[] = []
-  for (let i = base + 1; i <= api.gettop(L); i++) {
-    const t = api.type(L, i)
-    if (t === LuaType.NIL) out.push(null)
-    else if (t === LuaType.BOOLEAN) out.push(api.toboolean(L, i))
-    else if (t === LuaType.NUMBER) out.push(api.tonumber(L, i))
-    else if (t === LuaType.STRING) out.push(api.tostring(L, i) as string)
-    else out.push(api.typename(L, t))
-  }
-  api.settop(L, base)
-  return out
-}
+/** Strings as they are; other values as their type name. */
+const readOther: ReadOther = (api, i, t) => (t === LuaType.STRING ? (api.tostring(api.main, i) as string) : api.typename(api.main, t))
 
 for (const engineName of ['wasmoon', 'fengari'] as const) {
   describe(`package on ${engineName}`, () => {
-    let engine: LuaEngine
-    let api: LuaApi
-    let dir: string
-    const lua = (code: string): Value[] => run(api, code, dir)
+    const state = useSnippetState(engineName, (api, dir) => registerPackage(api, api.main, { path: `${dir}/?.lua;${dir}/?/init.lua` }), readOther)
+    const { lua } = state
     const is54 = engineName === 'wasmoon'
     const write = (name: string, text: string): void => {
-      fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
-      fs.writeFileSync(path.join(dir, name), text)
+      fs.mkdirSync(path.dirname(path.join(state.dir, name)), { recursive: true })
+      fs.writeFileSync(path.join(state.dir, name), text)
     }
 
-    beforeAll(async () => {
-      engine = await createEngine(engineName)
-    })
-    beforeEach(() => {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dovepush-'))
-      api = engine.newState()
-      registerPackage(api, api.main, { path: `${dir}/?.lua;${dir}/?/init.lua` })
-    })
-    afterEach(() => {
-      api.close()
-      fs.rmSync(dir, { recursive: true, force: true })
-    })
-
     it('sets package.path and Debian 12 package.cpath', () => {
-      expect(lua(`return package.path, package.cpath`)).toEqual([`${dir}/?.lua;${dir}/?/init.lua`, DEBIAN_LUA_CPATH])
+      expect(lua(`return package.path, package.cpath`)).toEqual([`${state.dir}/?.lua;${state.dir}/?/init.lua`, DEBIAN_LUA_CPATH])
     })
 
     it('requires a module from the path once, with its name and file as arguments', () => {
@@ -68,7 +31,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       write('sub/init.lua', 'return "init"')
       expect(lua(`local m = require("mod") local again = require("mod")
         return m.name, m.file, m.line, again == m, package.loaded.mod == m, loads`))
-        .toEqual(['mod', `${dir}/mod.lua`, 3, true, true, 1])
+        .toEqual(['mod', `${state.dir}/mod.lua`, 3, true, true, 1])
       expect(lua(`return (require("sub"))`)).toEqual(['init'])
       expect(lua(`package.preload.pre = function(name) return "preloaded " .. name end return require("pre")`)[0]).toBe('preloaded pre')
     })
@@ -79,7 +42,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       expect(lua(`return pcall(require, "no.such")`)).toEqual([
         false,
         "module 'no.such' not found:\n\tno field package.preload['no.such']" +
-          tried(`${dir}/no/such.lua`, `${dir}/no/such/init.lua`) +
+          tried(`${state.dir}/no/such.lua`, `${state.dir}/no/such/init.lua`) +
           tried(...cpath.map((p) => p.replace('?', 'no/such'))) +
           tried(...cpath.map((p) => p.replace('?', 'no'))),
       ])
@@ -89,8 +52,8 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       write('cmod.so', '')
       expect(lua(`package.cpath = ... .. "/?.so" return pcall(require, "cmod")`)).toEqual([
         false,
-        `module 'cmod' not found:\n\tno field package.preload['cmod']\n\tno file '${dir}/cmod.lua'\n\tno file '${dir}/cmod/init.lua'` +
-          `\n\tno C modules in dovepush: '${dir}/cmod.so'`,
+        `module 'cmod' not found:\n\tno field package.preload['cmod']\n\tno file '${state.dir}/cmod.lua'\n\tno file '${state.dir}/cmod/init.lua'` +
+          `\n\tno C modules in dovepush: '${state.dir}/cmod.so'`,
       ])
     })
 
@@ -98,13 +61,13 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       write('bad.lua', 'return {\n x = = 1\n}')
       expect(lua(`return pcall(require, "bad")`)).toEqual([
         false,
-        `error loading module 'bad' from file '${dir}/bad.lua':\n\t${dir}/bad.lua:2: unexpected symbol near '='`,
+        `error loading module 'bad' from file '${state.dir}/bad.lua':\n\t${state.dir}/bad.lua:2: unexpected symbol near '='`,
       ])
     })
 
     it.runIf(is54)('searchpath formats its misses as Lua 5.4', () => {
       write('a/b.y', '')
-      expect(lua(`return package.searchpath("a.b", "?.x;" .. ... .. "/?.y")`)).toEqual([`${dir}/a/b.y`])
+      expect(lua(`return package.searchpath("a.b", "?.x;" .. ... .. "/?.y")`)).toEqual([`${state.dir}/a/b.y`])
       expect(lua(`return package.searchpath("a.b", "?.x;;?.y", ".", "_")`)).toEqual([null, "no file 'a_b.x'\n\tno file ''\n\tno file 'a_b.y'"])
     })
 
@@ -114,12 +77,12 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       expect(lua(`return loadfile(... .. "/chunk.lua")(7)`)).toEqual([7, null, 3])
       expect(lua(`x = "global" return loadfile(... .. "/chunk.lua", "t", { x = 5, debug = debug })(1)`)).toEqual([1, 5, 3])
       expect(lua(`return loadfile(... .. "/chunk.lua", "b")`)).toEqual([null, "attempt to load a text chunk (mode is 'b')"])
-      expect(lua(`return loadfile(... .. "/nope.lua")`)).toEqual([null, `cannot open ${dir}/nope.lua: No such file or directory`])
-      expect(lua(`return loadfile(...)`)).toEqual([null, `cannot read ${dir}: Is a directory`])
-      expect(lua(`return loadfile(... .. "/bad.lua")`)).toEqual([null, `${dir}/bad.lua:2: unexpected symbol near '='`])
+      expect(lua(`return loadfile(... .. "/nope.lua")`)).toEqual([null, `cannot open ${state.dir}/nope.lua: No such file or directory`])
+      expect(lua(`return loadfile(...)`)).toEqual([null, `cannot read ${state.dir}: Is a directory`])
+      expect(lua(`return loadfile(... .. "/bad.lua")`)).toEqual([null, `${state.dir}/bad.lua:2: unexpected symbol near '='`])
       expect(lua(`return dofile(... .. "/chunk.lua")`)).toEqual([null, "global", 3])
-      expect(lua(`return pcall(dofile, ... .. "/nope.lua")`)).toEqual([false, `cannot open ${dir}/nope.lua: No such file or directory`])
-      expect(lua(`return pcall(dofile, ... .. "/bad.lua")`)).toEqual([false, `${dir}/bad.lua:2: unexpected symbol near '='`])
+      expect(lua(`return pcall(dofile, ... .. "/nope.lua")`)).toEqual([false, `cannot open ${state.dir}/nope.lua: No such file or directory`])
+      expect(lua(`return pcall(dofile, ... .. "/bad.lua")`)).toEqual([false, `${state.dir}/bad.lua:2: unexpected symbol near '='`])
     })
   })
 }
