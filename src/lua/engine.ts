@@ -90,8 +90,14 @@ export interface LuaApi {
   pushbytes(L: LuaThread, b: Uint8Array): void
   /** Pushes a C closure that runs `fn`; `name` appears in dovepush's own error messages. */
   pushfunction(L: LuaThread, fn: HostFunction, name: string): void
-  /** Pushes a new full userdata (no payload). */
-  newuserdata(L: LuaThread): void
+  /**
+   * Pushes a new full userdata. With `id` (an unsigned 32-bit integer) the
+   * block carries it, for `userdataid` to read back: host objects find
+   * their JS state that way, without a weak table the GC must visit.
+   */
+  newuserdata(L: LuaThread, id?: number): void
+  /** The id stored by newuserdata(L, id) in the full userdata at idx, else undefined. */
+  userdataid(L: LuaThread, idx: number): number | undefined
 
   createtable(L: LuaThread, narr: number, nrec: number): void
   /** t[k] = top, t at idx; pops the value. May call metamethods. */

@@ -165,8 +165,14 @@ export function createFengariEngine(): LuaEngine {
           0,
         )
       },
-      newuserdata: (L) => {
-        lua.lua_newuserdata(L, 0)
+      newuserdata: (L, id) => {
+        const data = lua.lua_newuserdata(L, id === undefined ? 0 : 4) as DataView | null
+        if (id !== undefined) data!.setUint32(0, id)
+      },
+      userdataid: (L, idx) => {
+        if (lua.lua_type(L, idx) !== LuaType.USERDATA) return undefined
+        const data = lua.lua_touserdata(L, idx) as DataView | null
+        return data !== null && data.byteLength === 4 ? data.getUint32(0) : undefined
       },
 
       createtable: (L, narr, nrec) => lua.lua_createtable(L, narr, nrec),

@@ -2,29 +2,22 @@
 //
 // Dovecot's objects are tables whose private `item` field is a full userdata
 // holding the C pointer, with a metatable that has only `__gc` (spec §3, §6,
-// recorded). Here `item` is an empty userdata; a weak-keyed registry table
-// maps it to an id, and the id to the JS value. `__gc` drops the JS value, so
-// an object the script forgets is freed with it.
+// recorded). Here `item` is a 4-byte userdata holding an id, and a Map takes
+// the id to the JS value; `__gc` drops the JS value, so an object the script
+// forgets is freed with it. (A weak-keyed table from userdata to id did the
+// same but doubled the cost of the full GC after every transaction.)
 
 import type { LuaApi, LuaThread } from './engine.js'
 import { LuaType } from './engine.js'
 
 export class LuaObjects<T> {
   readonly #api: LuaApi
-  readonly #mapRef: number
   readonly #itemMtRef: number
   readonly #values = new Map<number, T>()
   #nextId = 1
 
   constructor(api: LuaApi, L: LuaThread, name: string) {
     this.#api = api
-    // registry[mapRef] = setmetatable({}, {__mode = "k"})
-    api.createtable(L, 0, 0)
-    api.createtable(L, 0, 1)
-    api.pushstring(L, 'k')
-    api.setfield(L, -2, '__mode')
-    api.setmetatable(L, -2)
-    this.#mapRef = api.ref(L)
     // the item metatable: only __gc
     api.createtable(L, 0, 1)
     api.pushfunction(L, (GL) => {
@@ -46,14 +39,9 @@ export class LuaObjects<T> {
     const api = this.#api
     const id = this.#nextId++
     this.#values.set(id, value)
-    api.newuserdata(L)
+    api.newuserdata(L, id)
     api.pushref(L, this.#itemMtRef)
     api.setmetatable(L, -2)
-    api.pushref(L, this.#mapRef)
-    api.pushvalue(L, -2)
-    api.pushinteger(L, id)
-    api.rawset(L, -3)
-    api.pop(L, 1)
   }
 
   /** The value behind the object (a table with `item`) at idx, if any. */
@@ -66,15 +54,14 @@ export class LuaObjects<T> {
     return id === undefined ? undefined : this.#values.get(id)
   }
 
+  /** The id of an item userdata of this registry (its metatable proves it), else undefined. */
   #idOf(L: LuaThread, idx: number): number | undefined {
     const api = this.#api
-    if (api.type(L, idx) !== LuaType.USERDATA) return undefined
-    const abs = api.absindex(L, idx)
-    api.pushref(L, this.#mapRef)
-    api.pushvalue(L, abs)
-    api.rawget(L, -2)
-    const id = api.tointeger(L, -1)
+    const id = api.userdataid(L, idx)
+    if (id === undefined || !api.getmetatable(L, idx)) return undefined
+    api.pushref(L, this.#itemMtRef)
+    const ours = api.rawequal(L, -1, -2)
     api.pop(L, 2)
-    return id
+    return ours ? id : undefined
   }
 }

@@ -230,8 +230,15 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
         x.lua_pushinteger(L, BigInt(id))
         x.lua_pushcclosure(L, dispatcher, 1)
       },
-      newuserdata: (L) => {
-        x.lua_newuserdatauv(L, 0, 0)
+      newuserdata: (L, id) => {
+        const p = x.lua_newuserdatauv(L, id === undefined ? 0 : 4, 0) as number
+        if (id !== undefined) m.HEAPU32[p >> 2] = id
+      },
+      userdataid: (L, idx) => {
+        if (x.lua_type(L, idx) !== LuaType.USERDATA) return undefined
+        const p = x.lua_touserdata(L, idx) as number
+        // a 4-byte block is ours only if it has room for the id; lua_rawlen gives the size
+        return Number(x.lua_rawlen(L, idx)) === 4 ? m.HEAPU32[p >> 2] : undefined
       },
 
       createtable: (L, narr, nrec) => x.lua_createtable(L, narr, nrec),
