@@ -165,14 +165,15 @@ export function createFengariEngine(): LuaEngine {
           0,
         )
       },
+      // fengari's userdata block is a plain JS object (Udata.data, size ignored)
       newuserdata: (L, id) => {
-        const data = lua.lua_newuserdata(L, id === undefined ? 0 : 4) as DataView | null
-        if (id !== undefined) data!.setUint32(0, id)
+        const data = lua.lua_newuserdata(L, 0) as Record<string, unknown>
+        if (id !== undefined) data.dovepushId = id
       },
       userdataid: (L, idx) => {
         if (lua.lua_type(L, idx) !== LuaType.USERDATA) return undefined
-        const data = lua.lua_touserdata(L, idx) as DataView | null
-        return data !== null && data.byteLength === 4 ? data.getUint32(0) : undefined
+        const id = (lua.lua_touserdata(L, idx) as Record<string, unknown> | null)?.dovepushId
+        return typeof id === 'number' ? id : undefined
       },
 
       createtable: (L, narr, nrec) => lua.lua_createtable(L, narr, nrec),
