@@ -13,7 +13,7 @@ import { arch, cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import pino from 'pino'
 import { readTransactionBatches } from '../dist/events/ndjson-reader.js'
-import { Host } from '../dist/host/host.js'
+import { createLuaHost } from '../dist/drivers/lua.js'
 import { createEngine } from '../dist/lua/engine.js'
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
@@ -40,7 +40,7 @@ function ndjson(n) {
 
 async function replay(engineName, n, onTick) {
   const engine = await createEngine(engineName)
-  const host = new Host({
+  const host = createLuaHost({
     scriptPath: HANDLER, engine, dovecot: '2.3', settings: {}, log: pino({ level: 'warn' }, pino.destination('/dev/null')),
     callTimeoutMs: 5000, memoryLimit: 64 * 1024 * 1024, defaultService: 'imap', maxSessions: 1000,
   })

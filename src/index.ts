@@ -2,8 +2,8 @@
 
 export { Host, type HostOptions } from './host/host.js'
 export { RunStats, type ErrorKind } from './host/stats.js'
-export type { Driver } from './host/driver.js'
-export { LuaDriver } from './drivers/lua.js'
+export type { Driver, DriverContext, DriverFactory } from './host/driver.js'
+export { createLuaHost, LuaDriver, luaDrivers, type LuaDriversOptions } from './drivers/lua.js'
 export { createEngine, ENGINE_NAMES, type EngineName, type LuaEngine, type LuaApi, type LuaThread, type HostFunction } from './lua/engine.js'
 export { DOVECOT_VERSIONS, type DovecotVersion } from './lua/env.js'
 export { readTransactions, readTransactionBatches, type NdjsonItem } from './events/ndjson-reader.js'

@@ -6,8 +6,7 @@ import type { Readable } from 'node:stream'
 import { loadSettingsFile, parseSetting, type Settings } from '../config/settings.js'
 import { InputError, InvalidArgumentError, ScriptLoadError } from '../errors.js'
 import { readTransactionBatches } from '../events/ndjson-reader.js'
-import { Host } from '../host/host.js'
-import { checkScriptSyntax } from '../drivers/lua.js'
+import { checkScriptSyntax, createLuaHost } from '../drivers/lua.js'
 import { createEngine, ENGINE_NAMES, type EngineName } from '../lua/engine.js'
 import { DOVECOT_VERSIONS, type DovecotVersion } from '../lua/env.js'
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/logger.js'
@@ -91,7 +90,7 @@ export async function run(o: RunOptions): Promise<number> {
     input = createReadStream(o.events)
   }
   const log = createLogger({ format: o.logFormat, level: o.logLevel })
-  const host = new Host({
+  const host = createLuaHost({
     scriptPath: o.script,
     engine,
     dovecot: o.dovecot,

@@ -9,13 +9,16 @@
 // itself crashes later in that case (spec §1.5); dovepush does not.
 
 import { readFileSync } from 'node:fs'
-import type { Driver } from '../host/driver.js'
+import type { Driver, DriverFactory } from '../host/driver.js'
+import { Host, type HostOptions } from '../host/host.js'
+import { settingIsTrue } from '../config/settings.js'
 import type { RunStats } from '../host/stats.js'
 import { EVENT_NAMES, EVENT_OWN_FIELDS, type EventName, eventFunctionName, isMessageEvent, type PushEvent, type Transaction } from '../events/types.js'
 import type { CallOutcome } from '../lua/call.js'
 import type { MailUser } from '../lua/dovecot/user.js'
 import { type LuaEngine, type LuaThread, LuaType } from '../lua/engine.js'
 import { createEnvironment, type EnvironmentOptions, type LuaEnvironment } from '../lua/environment.js'
+import type { DovecotVersion } from '../lua/env.js'
 
 export const BEGIN_TXN = 'dovecot_lua_notify_begin_txn'
 export const END_TXN = 'dovecot_lua_notify_end_txn'
@@ -376,3 +379,39 @@ export function checkScriptSyntax(engine: LuaEngine, scriptPath: string): string
     api.close()
   }
 }
+
+/** What every session's Lua driver shares: the script and the engine settings. */
+export interface LuaDriversOptions {
+  readonly scriptPath: string
+  readonly engine: LuaEngine
+  readonly dovecot: DovecotVersion
+  /** Per-call limit of Lua execution, ms; 0 = none. */
+  readonly callTimeoutMs: number
+  /** Memory cap per Lua state, bytes; 0 = none. */
+  readonly memoryLimit: number
+  readonly packagePath?: string
+}
+
+/** `push_notification_driver = lua:file=<script>`: one Lua driver per session. */
+export function luaDrivers(o: LuaDriversOptions): DriverFactory {
+  return (ctx) => [
+    new LuaDriver({
+      engine: o.engine,
+      scriptPath: o.scriptPath,
+      dovecot: o.dovecot,
+      log: ctx.log,
+      debug: settingIsTrue(ctx.settings.mail_debug),
+      callTimeoutMs: o.callTimeoutMs,
+      memoryLimit: o.memoryLimit,
+      stats: ctx.stats,
+      settings: ctx.settings,
+      ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),
+    }),
+  ]
+}
+
+/** A Host whose sessions run one Lua script: what `dovepush run` uses. */
+export function createLuaHost(o: LuaDriversOptions & Omit<HostOptions, 'drivers'>): Host {
+  return new Host({ drivers: luaDrivers(o), settings: o.settings, log: o.log, defaultService: o.defaultService, maxSessions: o.maxSessions })
+}
+

@@ -5,8 +5,28 @@
 // transaction at once: Dovecot's begin_txn/process_*/end_txn calls for one
 // transaction always arrive together at commit (spec §1.4).
 
+import type { Logger } from 'pino'
+import type { Settings } from '../config/settings.js'
 import type { Transaction } from '../events/types.js'
 import type { MailUser } from '../lua/dovecot/user.js'
+import type { RunStats } from './stats.js'
+
+/** What a driver instance knows of its session when it is made. */
+export interface DriverContext {
+  readonly user: string
+  readonly sessionId: string
+  /** The session's logger (user, service, session bindings). */
+  readonly log: Logger
+  readonly stats: RunStats
+  readonly settings: Settings
+}
+
+/**
+ * Makes the drivers of a new session, in push_notification_driver,
+ * push_notification_driver2, … order. The Host knows drivers only through
+ * this: it never imports a driver by name.
+ */
+export type DriverFactory = (ctx: DriverContext) => Driver[]
 
 export interface Driver {
   /**

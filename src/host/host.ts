@@ -6,28 +6,19 @@
 import type { Logger } from 'pino'
 import type { Settings } from '../config/settings.js'
 import { type TransactionUnit, transactionsOf } from '../events/types.js'
-import type { LuaEngine } from '../lua/engine.js'
-import type { DovecotVersion } from '../lua/env.js'
-import { LuaDriver } from '../drivers/lua.js'
-import { settingIsTrue } from '../config/settings.js'
+import type { DriverFactory } from './driver.js'
 import { newSessionId, Session } from './session.js'
 import { RunStats } from './stats.js'
 
 export interface HostOptions {
-  readonly scriptPath: string
-  readonly engine: LuaEngine
-  readonly dovecot: DovecotVersion
+  /** The drivers of each new session. */
+  readonly drivers: DriverFactory
   readonly settings: Settings
   readonly log: Logger
-  /** Per-call limit of Lua execution, ms; 0 = none. */
-  readonly callTimeoutMs: number
-  /** Memory cap per Lua state, bytes; 0 = none. */
-  readonly memoryLimit: number
   /** `user.service` when a transaction names none. */
   readonly defaultService: string
   /** Live sessions kept before idle ones are ended. */
   readonly maxSessions: number
-  readonly packagePath?: string
 }
 
 export class Host {
@@ -71,19 +62,8 @@ export class Host {
     const o = this.#options
     const sessionId = txn.session ?? newSessionId()
     const log = o.log.child({ user: txn.user, service: txn.service ?? o.defaultService, session: sessionId })
-    const driver = new LuaDriver({
-      engine: o.engine,
-      scriptPath: o.scriptPath,
-      dovecot: o.dovecot,
-      log,
-      debug: settingIsTrue(o.settings.mail_debug),
-      callTimeoutMs: o.callTimeoutMs,
-      memoryLimit: o.memoryLimit,
-      stats: this.stats,
-      settings: o.settings,
-      ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),
-    })
-    s = new Session(key, { username: txn.user, sessionId, settings: o.settings }, [driver], log)
+    const drivers = o.drivers({ user: txn.user, sessionId, log, stats: this.stats, settings: o.settings })
+    s = new Session(key, { username: txn.user, sessionId, settings: o.settings }, drivers, log)
     this.#sessions.set(key, s)
     this.#last = { user: txn.user, session: txn.session, s }
     this.stats.sessions++

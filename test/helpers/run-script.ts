@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Settings } from '../../src/config/settings.js'
 import type { TransactionUnit } from '../../src/events/types.js'
-import { Host } from '../../src/host/host.js'
+import type { Host } from '../../src/host/host.js'
+import { createLuaHost } from '../../src/drivers/lua.js'
 import { createEngine, type EngineName, type LuaEngine } from '../../src/lua/engine.js'
 import type { DovecotVersion } from '../../src/lua/env.js'
 import { createLogger } from '../../src/log/logger.js'
@@ -59,7 +60,7 @@ export async function makeHost(script: { path: string } | { source: string }, o:
   }
   const logs: LogLine[] = []
   const log = createLogger({ format: 'json', level: 'debug', destination: { write: (s: string) => void logs.push(JSON.parse(s) as LogLine) } })
-  const host = new Host({
+  const host = createLuaHost({
     scriptPath,
     engine: await engine(o.engine ?? 'wasmoon'),
     dovecot: o.dovecot ?? '2.3',
