@@ -75,8 +75,11 @@ export class Host {
       if (s.busy) continue
       this.#sessions.delete(key)
       if (this.#last?.s === s) this.#last = undefined
-      const p = s.end().finally(() => this.#ending.delete(p))
-      this.#ending.add(p)
+      const r = s.end()
+      if (r instanceof Promise) {
+        const p = r.finally(() => this.#ending.delete(p))
+        this.#ending.add(p)
+      }
       return
     }
   }

@@ -135,16 +135,23 @@ export class Session {
     }
   }
 
-  /** Waits for pending transactions, then ends every driver (script_deinit). */
-  async end(): Promise<void> {
-    while (this.#tail !== undefined) await this.#tail
-    if (this.#initialised === undefined) return
-    await this.#initialised
-    for (const d of this.#drivers) await d.deinit()
+  /**
+   * Ends every driver (script_deinit) after the pending transactions;
+   * synchronous when nothing is pending, so an evicted session is gone
+   * before the next one starts.
+   */
+  end(): void | Promise<void> {
+    if (this.#tail !== undefined) return this.#tail.then(() => this.end())
+    const init = this.#initialised
+    if (init === undefined) return
+    if (init instanceof Promise) return init.then(() => this.#deinit(0))
+    return this.#deinit(0)
   }
 
-  /** Whether init succeeded for at least one driver (undefined before the first transaction). */
-  async initialised(): Promise<boolean> {
-    return (await this.#init()) === true
+  #deinit(from: number): void | Promise<void> {
+    for (let i = from; i < this.#drivers.length; i++) {
+      const r = this.#drivers[i]!.deinit()
+      if (r instanceof Promise) return r.then(() => this.#deinit(i + 1))
+    }
   }
 }

@@ -25,12 +25,19 @@ export interface LuaEnv {
 /** A table of host functions keyed by their exact Lua names (Dovecot's luaL_Reg). */
 export type LuaMethods = Readonly<Record<string, (L: LuaThread) => number>>
 
-/** Sets every function of `methods` as a field of the table at `idx`. */
-export function setMethods(env: LuaEnv, idx: number, methods: LuaMethods, prefix: string): void {
+/**
+ * Pushes a metatable the way luaL_newmetatable + luaL_setfuncs make Dovecot's:
+ * the methods under their Lua names, `__name`, and `__index` = itself.
+ */
+export function pushMethodTable(env: LuaEnv, name: string, methods: LuaMethods, prefix: string): void {
   const { api, L } = env
-  const t = api.absindex(L, idx)
-  for (const [name, fn] of Object.entries(methods)) {
-    api.pushfunction(L, fn, `${prefix}${name}`)
-    api.setfield(L, t, name)
+  api.createtable(L, 0, Object.keys(methods).length + 2)
+  for (const [k, fn] of Object.entries(methods)) {
+    api.pushfunction(L, fn, `${prefix}${k}`)
+    api.setfield(L, -2, k)
   }
+  api.pushstring(L, name)
+  api.setfield(L, -2, '__name')
+  api.pushvalue(L, -1)
+  api.setfield(L, -2, '__index')
 }

@@ -6,7 +6,7 @@
 // "lua: " prefix; events (event.ts) carry it.
 
 import { type LuaThread, LuaType } from '../engine.js'
-import type { LuaEnv, LuaMethods } from '../env.js'
+import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { checkInteger, checkString, dluaError, requireArgs } from './args.js'
 import { registerEvent } from './event.js'
 import { pushStorage } from './storage.js'
@@ -82,17 +82,9 @@ export function registerDovecot(env: LuaEnv, pushHttp: () => void): void {
   pushStorage(env)
   api.setfield(L, -2, 'storage')
 
-  api.createtable(L, 0, Object.keys(dovecotMethods).length + 3) // its metatable
-  for (const [name, fn] of Object.entries(dovecotMethods)) {
-    api.pushfunction(L, fn, `dovecot.${name}`)
-    api.setfield(L, -2, name)
-  }
+  pushMethodTable(env, 'dovecot', dovecotMethods, 'dovecot.') // its metatable
   events.pushEventFunction()
   api.setfield(L, -2, 'event')
-  api.pushstring(L, 'dovecot')
-  api.setfield(L, -2, '__name')
-  api.pushvalue(L, -1)
-  api.setfield(L, -2, '__index')
   api.setmetatable(L, -2)
   api.setglobal(L, 'dovecot')
 }

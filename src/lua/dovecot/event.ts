@@ -8,7 +8,7 @@
 // so `dovecot.event():log_info("x")` logs "lua: x".
 
 import type { LuaThread } from '../engine.js'
-import type { LuaEnv, LuaMethods } from '../env.js'
+import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { LuaObjects } from '../objects.js'
 import { checkInteger, checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 
@@ -156,15 +156,7 @@ export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEvent
   }
 
   const makeMetatable = (name: string, methods: LuaMethods): number => {
-    api.createtable(L, 0, Object.keys(methods).length + 2)
-    for (const [k, fn] of Object.entries(methods)) {
-      api.pushfunction(L, fn, `event:${k}`)
-      api.setfield(L, -2, k)
-    }
-    api.pushstring(L, name)
-    api.setfield(L, -2, '__name')
-    api.pushvalue(L, -1)
-    api.setfield(L, -2, '__index')
+    pushMethodTable(env, name, methods, 'event:')
     return api.ref(L)
   }
   const eventMtRef = makeMetatable(EVENT, eventMethods)

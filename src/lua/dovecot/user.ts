@@ -12,7 +12,7 @@
 
 import { hostname } from 'node:os'
 import type { LuaThread } from '../engine.js'
-import type { LuaEnv, LuaMethods } from '../env.js'
+import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { LuaObjects } from '../objects.js'
 import { checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 import { type VarExpandUser, varExpand23, varExpand24 } from './var-expand.js'
@@ -128,15 +128,7 @@ export function registerUser(env: LuaEnv): UserBinding {
     metadata_list: notYet('user:metadata_list()'),
   }
 
-  api.createtable(L, 0, Object.keys(userMethods).length + 2)
-  for (const [name, fn] of Object.entries(userMethods)) {
-    api.pushfunction(L, fn, `mail_user:${name}`)
-    api.setfield(L, -2, name)
-  }
-  api.pushstring(L, USER)
-  api.setfield(L, -2, '__name')
-  api.pushvalue(L, -1)
-  api.setfield(L, -2, '__index')
+  pushMethodTable(env, USER, userMethods, 'mail_user:')
   const mtRef = api.ref(L)
   const booleans = env.dovecot === '2.3' ? STATE_BOOLEANS_23 : STATE_BOOLEANS_23.filter((b) => b !== 'mail_debug')
 

@@ -162,7 +162,7 @@ export function varExpand23(template: string, user: VarExpandUser): string {
 /** Expands a 2.4 template; throws an Error with Dovecot-like text on unknown variables. */
 export function varExpand24(template: string, user: VarExpandUser): string {
   const vars = new Map(variables(user).map(([, l, v]) => [l, v]))
-  return template.replace(/%\{([^}]*)\}|%%/g, (whole, body: string | undefined) => {
+  return template.replace(/%\{([^}]*)\}|%%/g, (_whole, body: string | undefined) => {
     if (body === undefined) return '%'
     const [name = '', ...filters] = body.split('|').map((s) => s.trim())
     let value = vars.get(name)
