@@ -52,10 +52,13 @@ export class LuaDriver implements Driver {
   readonly #stats: RunStats
   #env: LuaEnvironment | undefined
   #ready = false
+  /** Whether debug lines are wanted: Dovecot's e_debug texts, decided once (the per-event path builds none otherwise). */
+  readonly #debug: boolean
 
   constructor(options: LuaDriverOptions) {
     this.#options = options
     this.#stats = options.stats
+    this.#debug = options.log.isLevelEnabled('debug')
   }
 
   /** The Lua environment (for tests and the testing kit). */
@@ -72,6 +75,7 @@ export class LuaDriver implements Driver {
     } catch (err) {
       return this.#initFailed(`access(${o.scriptPath}) failed: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (err as Error).message}`)
     }
+    if (this.#debug) o.log.debug(`lua: Loading ${o.scriptPath}`)
     env = createEnvironment(o)
     this.#env = env
     const { api, L } = env
@@ -97,6 +101,7 @@ export class LuaDriver implements Driver {
     const { api, L } = env
     const v23 = env.dovecot === '2.3'
     if (!this.#hasFunction(env, 'script_init')) return this.#initDone()
+    if (this.#debug) this.#options.log.debug('lua: Calling script_init')
     const ran = env.caller.call((T) => {
       api.getglobal(T, 'script_init')
       if (v23) return 0
@@ -156,6 +161,7 @@ export class LuaDriver implements Driver {
       const txn = txns[i]!
       const handlers = this.#handlers(env, txn)
       if (handlers === undefined) continue
+      if (this.#debug) this.#options.log.debug(`lua: Calling ${BEGIN_TXN}(${user.username})`)
       const ran = caller.call((T) => {
         api.getglobal(T, BEGIN_TXN)
         env.user.pushUser(T, user)
@@ -168,6 +174,7 @@ export class LuaDriver implements Driver {
           this.#scriptError(outcome, BEGIN_TXN, 1, 1, {})
           return
         }
+        if (this.#debug) this.#options.log.debug(`lua: Called ${BEGIN_TXN}`)
         // the first result (nil allowed) is the transaction context
         if (outcome.nresults >= 1) api.xmove(outcome.thread, L, 1)
         else api.pushnil(L)
@@ -232,6 +239,11 @@ export class LuaDriver implements Driver {
       this.#stats.events++
       if (!handlers.get(ev.name)) continue
       const fn = EVENT_FUNCTIONS.get(ev.name)!
+      if (this.#debug) {
+        // push_notification_driver_lua_call's e_debug texts
+        const what = isMessageEvent(ev.name) ? `name=${ev.name},mailbox=${ev.mailbox},uid=${ev.uid ?? ''}` : `name=${ev.name},mailbox=${ev.mailbox}`
+        this.#options.log.debug(`lua: Calling ${fn}(ctx, event[${what}])`)
+      }
       const ran = caller.call((T) => {
         api.getglobal(T, fn)
         api.pushref(T, ctxRef)
@@ -242,6 +254,8 @@ export class LuaDriver implements Driver {
         this.#stats.call(fn)
         if (!outcome.ok) {
           this.#scriptError(outcome, fn, 2, 0, { event_name: ev.name, mailbox: ev.mailbox, uid: ev.uid })
+        } else if (this.#debug) {
+          this.#options.log.debug(`lua: Called ${fn}`)
         }
       }
       if (ran instanceof Promise) {
@@ -263,6 +277,7 @@ export class LuaDriver implements Driver {
       api.unref(L, ctxRef)
       return this.#collect(env)
     }
+    if (this.#debug) this.#options.log.debug(`lua: Calling ${END_TXN}`)
     const ran = caller.call((T) => {
       api.getglobal(T, END_TXN)
       api.pushref(T, ctxRef)
@@ -272,6 +287,7 @@ export class LuaDriver implements Driver {
     return then(ran, (outcome) => {
       this.#stats.call(END_TXN)
       if (!outcome.ok) this.#scriptError(outcome, END_TXN, 2, 0, {})
+      else if (this.#debug) this.#options.log.debug(`lua: Called ${END_TXN}`)
       api.unref(L, ctxRef)
       return this.#collect(env)
     })

@@ -242,3 +242,25 @@ for (const engine of ['wasmoon', 'fengari'] as const) {
     })
   })
 }
+
+describe('debug lines', () => {
+  it("logs Dovecot's e_debug texts for each call when debug is on", async () => {
+    const run = await runScript({ source: `
+      function dovecot_lua_notify_begin_txn() end
+      function dovecot_lua_notify_event_message_new() end
+      function dovecot_lua_notify_event_mailbox_create() end
+      function dovecot_lua_notify_end_txn() end` }, [txn([{ name: 'MailboxCreate', mailbox: 'INBOX' }, { ...NEW, uid: 3 }])])
+    const debug = run.logs.filter((l) => l.level === LEVEL.debug).map((l) => l.msg)
+    expect(debug.slice(1)).toEqual([
+      'lua: Calling dovecot_lua_notify_begin_txn(alice@example.test)',
+      'lua: Called dovecot_lua_notify_begin_txn',
+      'lua: Calling dovecot_lua_notify_event_mailbox_create(ctx, event[name=MailboxCreate,mailbox=INBOX])',
+      'lua: Called dovecot_lua_notify_event_mailbox_create',
+      'lua: Calling dovecot_lua_notify_event_message_new(ctx, event[name=MessageNew,mailbox=INBOX,uid=3])',
+      'lua: Called dovecot_lua_notify_event_message_new',
+      'lua: Calling dovecot_lua_notify_end_txn',
+      'lua: Called dovecot_lua_notify_end_txn',
+    ])
+    expect(debug[0]).toMatch(/^lua: Loading .*script\.lua$/)
+  })
+})
