@@ -148,6 +148,20 @@ describe('dovepush run', () => {
     expect(noScript.stderr).toContain('missing required args')
   })
 
+  it('--settings (YAML) and --set feed plugin_getenv and the user object; --set wins', async () => {
+    const script = file('settings.lua', `
+function dovecot_lua_notify_begin_txn(user)
+  dovecot.i_info(table.concat({ user:plugin_getenv("push_lua_url"), user:plugin_getenv("token"), tostring(user.home), tostring(user.mail_debug), string.format("%d", user.uid) }, " "))
+end
+function dovecot_lua_notify_event_message_new() end
+function dovecot_lua_notify_end_txn() end
+`)
+    const settings = file('settings.yaml', 'push_lua_url: http://127.0.0.1:9/%n\ntoken: from-file\nmail_home: /var/vmail/%d/%n\nmail_debug: yes\nmail_uid: 5000\n')
+    const r = await dovepush(['run', script, '--settings', settings, '--set', 'token=from-flag', '--log-format', 'json'], `${ev(1)}\n`)
+    expect(r.code).toBe(0)
+    expect(infos(r)).toEqual(['http://127.0.0.1:9/alice from-flag /var/vmail/example.test/alice true 5000'])
+  })
+
   it('runs on fengari too', async () => {
     const r = await dovepush(['run', COUNTER, '--engine', 'fengari', '--log-format', 'json'], `${ev(1)}\n`)
     expect(r.code).toBe(0)
