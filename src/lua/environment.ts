@@ -9,6 +9,8 @@ import { registerDovecot } from './dovecot/dovecot.js'
 import { registerUser, type UserBinding } from './dovecot/user.js'
 import type { LuaEngine } from './engine.js'
 import type { DovecotVersion, LuaEnv } from './env.js'
+import { BUILTIN_MODULES } from './compat/builtin.js'
+import { registerBuiltinModules } from './compat/modules.js'
 import { registerCoroutine } from './stdlib/coroutine.js'
 import { registerIo } from './stdlib/io.js'
 import { registerOs } from './stdlib/os.js'
@@ -66,6 +68,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
     registerIo(api, L)
     registerOs(api, L, { env: options.processEnv ?? process.env })
     registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
+    registerBuiltinModules(env, BUILTIN_MODULES)
     registerDovecot(env, () => pushHttpPlaceholder(env))
     const user = registerUser(env)
     return { ...env, user, gcRef }
