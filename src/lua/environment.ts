@@ -6,6 +6,7 @@ import { dirname, resolve } from 'node:path'
 import type { Logger } from 'pino'
 import { LuaCaller } from './call.js'
 import { registerDovecot } from './dovecot/dovecot.js'
+import { pushHttp } from './dovecot/http.js'
 import { registerUser, type UserBinding } from './dovecot/user.js'
 import type { LuaEngine } from './engine.js'
 import type { DovecotVersion, LuaEnv } from './env.js'
@@ -69,7 +70,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
     registerOs(api, L, { env: options.processEnv ?? process.env })
     registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
     registerBuiltinModules(env, BUILTIN_MODULES)
-    registerDovecot(env, () => pushHttpPlaceholder(env))
+    registerDovecot(env, () => pushHttp(env))
     const user = registerUser(env)
     return { ...env, user, gcRef }
   } catch (err) {
@@ -78,10 +79,3 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
   }
 }
 
-// dovecot.http arrives with the HTTP issue; until then a call says so clearly.
-function pushHttpPlaceholder(env: LuaEnv): void {
-  const { api, L } = env
-  api.createtable(L, 0, 1)
-  api.pushfunction(L, (SL) => api.raise(SL, 'dovecot.http.client is not available in this dovepush version yet'), 'dovecot.http.client')
-  api.setfield(L, -2, 'client')
-}
