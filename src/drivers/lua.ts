@@ -37,7 +37,8 @@ interface Begun {
   readonly handlers: Map<EventName, boolean>
   readonly ctxRef: number
 }
-const then = <T>(v: T | Promise<T>, f: (v: T) => Step): Step => (v instanceof Promise ? v.then(f) : f(v))
+/** Applies f now, or when v settles: the per-event path stays synchronous unless the script waited. */
+const then = <T, R>(v: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> => (v instanceof Promise ? v.then(f) : f(v))
 
 /** Reads a script as luaL_loadfile does: a first line starting with '#' is skipped (its newline kept). */
 export function readScript(path: string): Uint8Array {
@@ -89,7 +90,7 @@ export class LuaDriver implements Driver {
       api.pushref(T, chunkRef)
       return 0
     })
-    return then2(ran, (outcome) => {
+    return then(ran, (outcome) => {
       api.unref(L, chunkRef)
       this.#stats.call('(main chunk)')
       if (!outcome.ok) return this.#initFailed(`lua_pcall(${o.scriptPath}) failed: ${outcome.message}`, outcome)
@@ -98,7 +99,7 @@ export class LuaDriver implements Driver {
   }
 
   #scriptInit(env: LuaEnvironment): boolean | Promise<boolean> {
-    const { api, L } = env
+    const { api } = env
     const v23 = env.dovecot === '2.3'
     if (!this.#hasFunction(env, 'script_init')) return this.#initDone()
     if (this.#debug) this.#options.log.debug('lua: Calling script_init')
@@ -112,7 +113,7 @@ export class LuaDriver implements Driver {
       }
       return 1
     })
-    return then2(ran, (outcome) => {
+    return then(ran, (outcome) => {
       this.#stats.call('script_init')
       if (!outcome.ok) return this.#initFailed(`lua_pcall(script_init, ${v23 ? '0, 1' : '1, 0'}) failed: ${outcome.message}`, outcome)
       if (v23) {
@@ -122,7 +123,6 @@ export class LuaDriver implements Driver {
         if (!isInt) return this.#initFailed('script_init() returned non-number')
         if (api.tointeger(T, 1) !== 0) return this.#initFailed('Script init failed')
       }
-      void L
       return this.#initDone()
     })
   }
@@ -330,9 +330,6 @@ export class LuaDriver implements Driver {
   }
 }
 
-function then2<T, R>(v: T | Promise<T>, f: (v: T) => R | Promise<R>): R | Promise<R> {
-  return v instanceof Promise ? v.then(f) : f(v)
-}
 
 /** Pushes an event table in Dovecot's field order (push_notification_driver_lua_call). */
 export function pushEvent(env: LuaEnvironment, T: LuaThread, ev: PushEvent): void {
