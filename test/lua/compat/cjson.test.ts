@@ -4,26 +4,16 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { formatG } from '../../../src/lua/compat/cjson.js'
 import { createEnvironment, type LuaEnvironment } from '../../../src/lua/environment.js'
 import { engine } from '../../helpers/run-script.js'
-
-const encoder = new TextEncoder()
+import pino from 'pino'
+import { runChunk, useEnvironment } from '../../helpers/lua-env.js'
 
 /** Runs a chunk (with `cjson` and `safe` locals) and returns its results through tostring. */
 function lua(env: LuaEnvironment, src: string): string[] {
-  const { api, L } = env
-  const base = api.gettop(L)
-  const code = `local cjson = require "cjson"; local safe = require "cjson.safe"\n${src}`
-  if (api.load(L, encoder.encode(code), '=t', 't') !== 0) throw new Error(api.tostring(L, -1))
-  const status = api.pcall(L, 0, -1, 0)
-  const out: string[] = []
-  for (let i = base + 1; i <= api.gettop(L); i++) out.push(api.tostringmeta(L, i))
-  api.settop(L, base)
-  if (status !== 0) throw new Error(out[0])
-  return out
+  return runChunk(env, src, 'local cjson = require "cjson"; local safe = require "cjson.safe"')
 }
 
 /** The error message of `fn(arg)` raised inside Lua (pcall), e.g. err('cjson.encode', 'print'). */
@@ -33,13 +23,9 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
   describe(`cjson (${engineName})`, () => {
     let env: LuaEnvironment
     let dir: string
-    beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'dovepush-cjson-'))
-      env = createEnvironment({ engine: await engine(engineName), scriptPath: join(dir, 'script.lua'), dovecot: '2.3', log: pino({ level: 'silent' }), debug: false, callTimeoutMs: 0, memoryLimit: 0 })
-    })
-    afterAll(() => {
-      env.api.close()
-      rmSync(dir, { recursive: true, force: true })
+    useEnvironment(engineName, 'dovepush-cjson-', (e, d) => {
+      env = e
+      dir = d
     })
 
     it('round-trips a push-notification payload (keys in next order, floats without .0)', () => {
@@ -221,7 +207,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       const local = createEnvironment({ engine: await engine(engineName), scriptPath: join(dir, 'script.lua'), dovecot: '2.3', log: pino({ level: 'silent' }), debug: false, callTimeoutMs: 0, memoryLimit: 0 })
       try {
         const { api, L } = local
-        expect(api.load(L, encoder.encode('return require("cjson").encode({}), require("cjson.safe").encode({})'), '=t', 't')).toBe(0)
+        expect(api.load(L, new TextEncoder().encode('return require("cjson").encode({}), require("cjson.safe").encode({})'), '=t', 't')).toBe(0)
         expect(api.pcall(L, 0, 2, 0)).toBe(0)
         expect([api.tostring(L, -2), api.tostring(L, -1)]).toEqual(['from disk', '{}'])
       } finally {

@@ -4,12 +4,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEnvironment, type LuaEnvironment } from '../../../src/lua/environment.js'
-import { engine } from '../../helpers/run-script.js'
-
-const encoder = new TextEncoder()
+import { describe, expect, it } from 'vitest'
+import type { LuaEnvironment } from '../../../src/lua/environment.js'
+import { runChunk, useEnvironment } from '../../helpers/lua-env.js'
 
 // Filters used below: upper-cases; wraps each non-empty chunk in <>; pairs
 // up characters ("ab|cd"), keeping an odd one until the end ("[e]").
@@ -40,15 +37,7 @@ end
 
 /** Runs a chunk (with `ltn12` and the helpers above) and returns its results through tostring. */
 function lua(env: LuaEnvironment, src: string): string[] {
-  const { api, L } = env
-  const base = api.gettop(L)
-  if (api.load(L, encoder.encode(`${PRELUDE}\n${src}`), '=t', 't') !== 0) throw new Error(api.tostring(L, -1))
-  const status = api.pcall(L, 0, -1, 0)
-  const out: string[] = []
-  for (let i = base + 1; i <= api.gettop(L); i++) out.push(api.tostringmeta(L, i))
-  api.settop(L, base)
-  if (status !== 0) throw new Error(out[0])
-  return out
+  return runChunk(env, src, PRELUDE)
 }
 
 const q = (s: string): string => JSON.stringify(s)
@@ -57,13 +46,9 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
   describe(`ltn12 (${engineName})`, () => {
     let env: LuaEnvironment
     let dir: string
-    beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'dovepush-ltn12-'))
-      env = createEnvironment({ engine: await engine(engineName), scriptPath: join(dir, 'script.lua'), dovecot: '2.3', log: pino({ level: 'silent' }), debug: false, callTimeoutMs: 0, memoryLimit: 0 })
-    })
-    afterAll(() => {
-      env.api.close()
-      rmSync(dir, { recursive: true, force: true })
+    useEnvironment(engineName, 'dovepush-ltn12-', (e, d) => {
+      env = e
+      dir = d
     })
 
     it('has LuaSocket\'s _VERSION, BLOCKSIZE and namespaces', () => {

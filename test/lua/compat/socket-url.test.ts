@@ -4,25 +4,13 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pino from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEnvironment, type LuaEnvironment } from '../../../src/lua/environment.js'
-import { engine } from '../../helpers/run-script.js'
-
-const encoder = new TextEncoder()
+import { describe, expect, it } from 'vitest'
+import type { LuaEnvironment } from '../../../src/lua/environment.js'
+import { runChunk, useEnvironment } from '../../helpers/lua-env.js'
 
 /** Runs a chunk (with a `url` local) and returns its results through tostring. */
 function lua(env: LuaEnvironment, src: string): string[] {
-  const { api, L } = env
-  const base = api.gettop(L)
-  const code = `local url = require "socket.url"\n${src}`
-  if (api.load(L, encoder.encode(code), '=t', 't') !== 0) throw new Error(api.tostring(L, -1))
-  const status = api.pcall(L, 0, -1, 0)
-  const out: string[] = []
-  for (let i = base + 1; i <= api.gettop(L); i++) out.push(api.tostringmeta(L, i))
-  api.settop(L, base)
-  if (status !== 0) throw new Error(out[0])
-  return out
+  return runChunk(env, src, 'local url = require "socket.url"')
 }
 
 /** A Lua string literal for a JS string of ASCII text. */
@@ -102,13 +90,9 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
   describe(`socket.url (${engineName})`, () => {
     let env: LuaEnvironment
     let dir: string
-    beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'dovepush-url-'))
-      env = createEnvironment({ engine: await engine(engineName), scriptPath: join(dir, 'script.lua'), dovecot: '2.3', log: pino({ level: 'silent' }), debug: false, callTimeoutMs: 0, memoryLimit: 0 })
-    })
-    afterAll(() => {
-      env.api.close()
-      rmSync(dir, { recursive: true, force: true })
+    useEnvironment(engineName, 'dovepush-url-', (e, d) => {
+      env = e
+      dir = d
     })
 
     it('is a table of functions with LuaSocket\'s _VERSION', () => {
@@ -122,7 +106,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
       const all = Uint8Array.from({ length: 256 }, (_, i) => i)
       expect(lua(env, 'local t = {} for b = 0, 255 do t[#t + 1] = string.char(b) end return url.escape(table.concat(t))')).toEqual([escaped(all)])
       const text = 'From: Zoë <zoe@example.com> — 件名 ✓ 100% & more'
-      expect(lua(env, `return url.escape(${q(text)})`)).toEqual([escaped(encoder.encode(text))])
+      expect(lua(env, `return url.escape(${q(text)})`)).toEqual([escaped(new TextEncoder().encode(text))])
     })
 
     it('unescapes %xx in either case and leaves anything else', () => {
