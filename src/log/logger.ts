@@ -25,7 +25,8 @@ export function createLogger(options: LoggerOptions): Logger {
       destination: 1,
       colorize: process.stdout.isTTY === true,
       translateTime: 'HH:MM:ss.l',
-      ignore: 'user,service,session',
+      // the prefix carries user/service/session; `error` repeats the message
+      ignore: 'user,service,session,error',
       messageFormat: '{if user}{service}({user})<{session}>: {end}{msg}',
       singleLine: false,
     },
