@@ -70,7 +70,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
     registerOs(api, L, { env: options.processEnv ?? process.env })
     registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
     registerBuiltinModules(env, BUILTIN_MODULES)
-    registerDovecot(env, () => pushHttp(env))
+    registerDovecot(env, (events) => pushHttp(env, events))
     const user = registerUser(env)
     return { ...env, user, gcRef }
   } catch (err) {

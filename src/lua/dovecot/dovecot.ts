@@ -8,11 +8,11 @@
 import { type LuaThread, LuaType } from '../engine.js'
 import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { checkInteger, checkString, dluaError, requireArgs } from './args.js'
-import { registerEvent } from './event.js'
+import { type EventAccess, registerEvent } from './event.js'
 import { pushStorage } from './storage.js'
 
 /** Registers `dovecot` as a global. `pushHttp` pushes the `dovecot.http` table. */
-export function registerDovecot(env: LuaEnv, pushHttp: () => void): void {
+export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => void): void {
   const { api, L } = env
 
   const log = (level: 'debug' | 'info' | 'warn' | 'error') => (SL: LuaThread): number => {
@@ -77,7 +77,7 @@ export function registerDovecot(env: LuaEnv, pushHttp: () => void): void {
   }
 
   api.createtable(L, 0, 2) // dovecot
-  pushHttp()
+  pushHttp(events.access)
   api.setfield(L, -2, 'http')
   pushStorage(env)
   api.setfield(L, -2, 'storage')

@@ -7,7 +7,7 @@
 // chain: the script's own event appends "lua: " (push-notification-driver-lua.c),
 // so `dovecot.event():log_info("x")` logs "lua: x".
 
-import type { LuaThread } from '../engine.js'
+import { type LuaThread, LuaType } from '../engine.js'
 import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { LuaObjects } from '../objects.js'
 import { checkInteger, checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
@@ -46,8 +46,17 @@ function collectFields(ev: EventState): Record<string, string | number> {
   return Object.assign({}, ...chain.map((e) => e.fields))
 }
 
-/** Creates `dovecot.event` for a state; returns the root (script) event and a pusher. */
-export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEventFunction: () => void } {
+/** Access to event objects for other bindings (dovecot.http 2.4: event_parent, set_event/get_event). */
+export interface EventAccess {
+  readonly scriptEvent: EventState
+  /** The event (not passthrough) at `idx`, or undefined when that is no event object. */
+  get(L: LuaThread, idx: number): EventState | undefined
+  /** Pushes a new event object for `state` (dlua_push_event). */
+  push(L: LuaThread, state: EventState): void
+}
+
+/** Creates `dovecot.event` for a state; returns the root (script) event, a pusher and object access. */
+export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEventFunction: () => void; access: EventAccess } {
   const { api, L } = env
   const objects = new LuaObjects<EventState>(api, L, 'event')
   // lua: prefix from the driver's context event; script=<file> from dlua_create_script
@@ -186,5 +195,14 @@ export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEvent
   return {
     scriptEvent,
     pushEventFunction: () => api.pushfunction(L, dovecotEvent, 'dovecot.event'),
+    access: {
+      scriptEvent,
+      get: (SL, idx) => {
+        if (api.type(SL, idx) !== LuaType.TABLE) return undefined
+        const ev = objects.get(SL, idx)
+        return ev === undefined || ev.passthroughOf !== undefined ? undefined : ev
+      },
+      push: (SL, state) => pushObject(SL, state, eventMtRef),
+    },
   }
 }

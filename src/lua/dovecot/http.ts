@@ -7,19 +7,16 @@
 // (the sentinel-yield of src/lua/call.ts) and never raises for network
 // problems: they become Dovecot's internal 9xxx statuses with its wording.
 //
-// TODO(2.4, spec §7.4): under `env.dovecot === '2.4'` this still behaves as
-// 2.3.19. Differences to implement:
-//   - client options are http_client_* settings without the prefix
-//     (request_max_attempts, request_max_redirects, request_timeout,
-//     connect_timeout, request_absolute_timeout, auto_redirect, auto_retry,
-//     user_agent, proxy_url, max_idle_time, max_parallel_connections,
-//     max_pipelined_requests, rawlog_dir, …), ssl_* and dns-client settings,
-//     plus event_parent; values are stringified, times need units ("5s");
-//   - unknown keys raise `Invalid HTTP client setting: <key> is unknown setting`;
-//     debug, max_attempts, no_auto_*, *_msecs no longer work;
-//   - set_payload(str[, synchronous]), default not synchronous (no Expect);
-//   - request set_event(event) / get_event() (2.4.3);
-//   - DNS resolver path fixed (2.3.20+).
+// 2.4 (`env.dovecot === '2.4'`, spec §7.4): options are http_client_*
+// settings parsed in http-settings.ts; set_payload takes an optional
+// `synchronous` flag; requests have set_event/get_event.
+// TODO(2.4): request_absolute_timeout, max_connect_attempts,
+// connect_backoff_*, soft_connect_timeout, max_auto_retry_delay, rawlog_dir,
+// proxy_* (requests go direct), max_parallel_connections /
+// max_pipelined_requests, response_hdr_* and socket buffer sizes are parsed
+// but not simulated; ssl_* and dns-client values are accepted unchecked (as
+// 2.4 does at creation) and not applied; the client event prefix numbering
+// ("http-client[N]: ") is per Lua state, not per process.
 //
 // Known divergences from the wire recording (http-sink.ndjson), accepted:
 // undici cannot send `Expect: 100-continue` (2.3.19 sends it with every
@@ -36,7 +33,9 @@ import type { ResumeValues } from '../call.js'
 import { type LuaThread, LuaType } from '../engine.js'
 import type { LuaEnv, LuaMethods } from '../env.js'
 import { LuaObjects } from '../objects.js'
-import { checkString, dluaError, requireArgs } from './args.js'
+import { checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
+import type { EventAccess, EventState } from './event.js'
+import { type Http24Values, readSettings24, requestLimits } from './http-settings.js'
 
 // ---------------------------------------------------------------------------
 // Client settings
@@ -69,10 +68,16 @@ export interface HttpClientSettings {
 
 const UINT_MAX = 0xffffffff
 const DEFAULT_REQUEST_TIMEOUT_MSECS = 60_000
+/** setTimeout's limit; longer (e.g. 2.4 "infinite" = UINT_MAX) means no timer. */
+const MAX_TIMER_MS = 0x7fffffff
 
 interface ClientState {
   readonly settings: HttpClientSettings
   agent: Agent | undefined
+  /** 2.4: the parsed http_client settings (per-method limits are read from them). */
+  readonly v24?: Http24Values
+  /** 2.4: the client's event ("http-client[N]: "), parent of its requests' events. */
+  readonly event?: EventState
 }
 
 interface RequestState {
@@ -82,6 +87,10 @@ interface RequestState {
   /** The script's headers in order, as given. */
   readonly headers: Array<[string, string]>
   payload: Uint8Array | undefined
+  /** 2.4 set_payload's 2nd argument (Expect: 100-continue, which undici cannot send). */
+  synchronous: boolean
+  /** 2.4: the request's event (get_event). */
+  event?: EventState
 }
 
 interface ResponseState {
@@ -252,7 +261,7 @@ function agentFor(client: ClientState): Agent {
     const s = client.settings.uint
     const requestTimeout = s.request_timeout_msecs || DEFAULT_REQUEST_TIMEOUT_MSECS
     client.agent = new Agent({
-      connect: { timeout: s.connect_timeout_msecs || requestTimeout },
+      connect: { timeout: Math.min(s.connect_timeout_msecs || requestTimeout, MAX_TIMER_MS) },
       // our own per-attempt timer (request_timeout_msecs) replaces these
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -279,7 +288,7 @@ function attempt(agent: Dispatcher, url: URL, method: string, headers: string[],
       clearTimeout(timer)
       fn()
     }
-    const timer = setTimeout(() => {
+    const timer = timeoutMs > MAX_TIMER_MS ? undefined : setTimeout(() => {
       timedOut = true
       if (abort !== undefined) abort(new AttemptTimeout('timeout'))
       else finish(() => reject(new AttemptTimeout('timeout')))
@@ -326,8 +335,9 @@ function attempt(agent: Dispatcher, url: URL, method: string, headers: string[],
 async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseState> {
   const { settings } = rq.client
   const s = settings.uint
-  const timeoutMs = s.request_timeout_msecs || DEFAULT_REQUEST_TIMEOUT_MSECS
-  const maxAttempts = Math.max(1, s.max_attempts ?? 0)
+  const limits = rq.client.v24 !== undefined ? requestLimits(rq.client.v24, rq.method) : undefined
+  const timeoutMs = limits?.timeoutMs ?? (s.request_timeout_msecs || DEFAULT_REQUEST_TIMEOUT_MSECS)
+  const maxAttempts = limits?.attempts ?? Math.max(1, s.max_attempts ?? 0)
   const maxRedirects = s.max_redirects ?? 0
   const noAutoRetry = settings.bool.no_auto_retry === true
   const noAutoRedirect = settings.bool.no_auto_redirect === true
@@ -457,9 +467,45 @@ function strlenBytes(b: Uint8Array): Uint8Array {
   return i < 0 ? b : b.subarray(0, i)
 }
 
+/** 2.4: the uint/bool/str view perform() reads, from the parsed http_client settings. */
+function settingsFrom24(v: Http24Values): HttpClientSettings {
+  const str: Record<string, string> = {}
+  for (const k of ['user_agent', 'rawlog_dir', 'proxy_url'] as const) if (v[k] !== '') str[k] = v[k] as string
+  return {
+    uint: {
+      request_timeout_msecs: v.request_timeout as number,
+      connect_timeout_msecs: v.connect_timeout as number,
+      max_idle_time_msecs: v.max_idle_time as number,
+      max_redirects: v.request_max_redirects as number,
+      max_attempts: v.request_max_attempts as number,
+    },
+    bool: { no_auto_redirect: v.auto_redirect !== true, no_auto_retry: v.auto_retry !== true },
+    str,
+  }
+}
+
+/** Dovecot's event for a request (http_client_request_update_event): fields and the "request [ReqN: …]: " prefix. */
+function requestEvent(parent: EventState, id: number, method: string, url: URL): EventState {
+  const target = `${url.pathname}${url.search}`
+  return {
+    parent,
+    name: undefined,
+    prefix: `request [Req${id}: ${method} ${url.protocol}//${url.host}${target}]: `,
+    replacesPrefix: false,
+    alwaysLogSource: false,
+    fields: { method, dest_host: urlHost(url), dest_port: urlPort(url), target },
+  }
+}
+
+const childEvent = (parent: EventState, prefix: string): EventState =>
+  ({ parent, name: undefined, prefix, replacesPrefix: false, alwaysLogSource: false, fields: {} })
+
 /** Pushes `dovecot.http` = `{ client = <function> }`. */
-export function pushHttp(env: LuaEnv): void {
+export function pushHttp(env: LuaEnv, events?: EventAccess): void {
   const { api, L } = env
+  const v24 = env.dovecot === '2.4'
+  let clientIds = 0
+  let requestIds = 0
   const clients = new LuaObjects<ClientState>(api, L, 'http_client')
   const requests = new LuaObjects<RequestState>(api, L, 'http_client_request')
   const responses = new LuaObjects<ResponseState>(api, L, 'http_response')
@@ -524,10 +570,13 @@ export function pushHttp(env: LuaEnv): void {
       return 0
     },
     set_payload(SL) {
-      requireArgs(api, SL, 2)
+      // 2.4: set_payload(str[, synchronous]), default not synchronous
+      if (v24) requireArgsIn(api, SL, 2, 3)
+      else requireArgs(api, SL, 2)
       const rq = self(SL, requests, 'struct http_client_request')
       checkString(api, SL, 2)
       rq.payload = strlenBytes(api.tobytes(SL, 2) ?? new Uint8Array(0))
+      rq.synchronous = v24 && api.gettop(SL) >= 3 && api.toboolean(SL, 3)
       return 0
     },
     submit(SL) {
@@ -541,6 +590,31 @@ export function pushHttp(env: LuaEnv): void {
       )
       return env.caller.suspend(SL, 'rq:submit()', promise)
     },
+  }
+  if (v24 && events !== undefined) {
+    const ev = events
+    // 2.4.3: request set_event(event) makes the request's event a child of
+    // `event` (http_client_request_set_event); get_event pushes the request's event.
+    Object.assign(requestMethods, {
+      set_event(SL: LuaThread) {
+        requireArgs(api, SL, 2)
+        const rq = self(SL, requests, 'struct http_client_request')
+        const t = api.type(SL, 2)
+        if (t !== LuaType.TABLE) return dluaError(api, SL, `Bad argument #2, expected struct event got ${api.typename(SL, t)}`)
+        const parent = ev.get(SL, 2)
+        // Dovecot dereferences the missing item (crash); dovepush raises
+        if (parent === undefined) return dluaError(api, SL, 'Bad argument #2, expected struct event got table')
+        const old = rq.event!
+        rq.event = requestEvent(parent, Number(/\[Req(\d+):/.exec(old.prefix)?.[1] ?? 0), rq.method, rq.url)
+        return 0
+      },
+      get_event(SL: LuaThread) {
+        requireArgs(api, SL, 1)
+        const rq = self(SL, requests, 'struct http_client_request')
+        ev.push(SL, rq.event!)
+        return 1
+      },
+    })
   }
 
   const clientMethods: LuaMethods = {
@@ -557,7 +631,8 @@ export function pushHttp(env: LuaEnv): void {
       api.pop(SL, 1)
       const parsed = parseHttpUrl(urlText)
       if (!parsed.ok) return dluaError(api, SL, `Failed to parse url ${urlText}: ${parsed.reason}`)
-      const rq: RequestState = { client, url: parsed.url, method, headers: [], payload: undefined }
+      const rq: RequestState = { client, url: parsed.url, method, headers: [], payload: undefined, synchronous: false }
+      if (client.event !== undefined) rq.event = requestEvent(client.event, ++requestIds, method, parsed.url)
       pushObject(SL, requestMethods, 'http_client_request.', () => requests.pushItem(SL, rq))
       return 1
     },
@@ -567,8 +642,25 @@ export function pushHttp(env: LuaEnv): void {
   api.pushfunction(L, (SL) => {
     requireArgs(api, SL, 1)
     if (api.type(SL, 1) !== LuaType.TABLE) return api.typeerror(SL, 1, 'table')
-    const settings = readSettings(env, SL)
-    const client: ClientState = { settings, agent: undefined }
+    let client: ClientState
+    if (v24) {
+      let parent = events?.scriptEvent
+      if (api.getfield(SL, 1, 'event_parent') === LuaType.TABLE && events !== undefined) {
+        parent = events.get(SL, -1)
+        // Dovecot's dlua_check_event dereferences the missing item (crash); dovepush raises
+        if (parent === undefined) return dluaError(api, SL, 'Invalid HTTP client setting: event_parent: not a dovecot.event object (Dovecot 2.4 crashes on it)')
+      }
+      api.pop(SL, 1)
+      const s24 = readSettings24(env, SL, (u) => {
+        const p = parseHttpUrl(u)
+        return p.ok ? undefined : p.reason
+      })
+      // event_create(event_parent) holding the settings, then the client's own event
+      const event = parent === undefined ? undefined : childEvent(childEvent(parent, ''), `http-client[${++clientIds}]: `)
+      client = { settings: settingsFrom24(s24.values), agent: undefined, v24: s24.values, ...(event !== undefined ? { event } : {}) }
+    } else {
+      client = { settings: readSettings(env, SL), agent: undefined }
+    }
     pushObject(SL, clientMethods, 'http_client.', () => clients.pushItem(SL, client))
     return 1
   }, 'dovecot.http.client')
