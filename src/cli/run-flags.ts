@@ -17,6 +17,8 @@ export const RUN_FLAGS = {
   dovecot: { flag: '--dovecot <version>', help: 'Dovecot behaviour to imitate: 2.3 (Debian 12, 2.3.19.1) or 2.4', default: '2.3' },
   callTimeout: { flag: '--call-timeout <ms>', help: 'Stop a script call whose Lua code runs longer than this (0 = never)', default: 5000 },
   memoryLimit: { flag: '--memory-limit <mb>', help: 'Memory cap per Lua state in MiB (0 = none; wasmoon only)', default: 256 },
+  http: { flag: '--http <mode>', help: 'real: requests reach the network; capture: they go to a built-in local sink that records them', default: 'real' },
+  httpLog: { flag: '--http-log <file>', help: 'With --http capture: write the captured requests as NDJSON' },
   strict: { flag: '--strict', help: 'Stop at the first bad input line instead of skipping it' },
   logFormat: { flag: '--log-format <format>', help: 'pretty or json (default: pretty on a terminal, json otherwise)' },
   logLevel: { flag: '--log-level <level>', help: 'debug, info, warn or error', default: 'info' },

@@ -1,7 +1,8 @@
 // `dovepush run SCRIPT`: replay NDJSON transactions through a script.
 // Exit codes: 0 ok, 1 the script failed to load or init, 2 bad usage or input.
 
-import { createReadStream, statSync } from 'node:fs'
+import { createReadStream, statSync, writeFileSync } from 'node:fs'
+import { CaptureSink } from '../http/capture-sink.js'
 import type { Readable } from 'node:stream'
 import { loadSettingsFile, parseSetting, type Settings } from '../config/settings.js'
 import { InputError, InvalidArgumentError, ScriptLoadError } from '../errors.js'
@@ -27,6 +28,8 @@ export interface RunOptions {
   readonly logFormat: LogFormat
   readonly logLevel: LogLevel
   readonly progress: boolean
+  readonly http: 'real' | 'capture'
+  readonly httpLog: string | undefined
 }
 
 function oneOf<T extends string>(flag: string, value: unknown, allowed: readonly T[]): T {
@@ -64,7 +67,15 @@ export function normalizeRunOptions(script: string, flags: Record<string, unknow
     logFormat: oneOf('--log-format', flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'), LOG_FORMATS),
     logLevel: oneOf('--log-level', flags.logLevel ?? 'info', LOG_LEVELS),
     progress: flags.progress === true || (flags.progress === undefined && process.stderr.isTTY === true),
+    http: oneOf('--http', flags.http ?? 'real', ['real', 'capture'] as const),
+    httpLog: httpLogFlag(flags),
   }
+}
+
+function httpLogFlag(flags: Record<string, unknown>): string | undefined {
+  if (flags.httpLog === undefined) return undefined
+  if (flags.http !== 'capture') throw new InvalidArgumentError('--http-log: needs --http capture (real requests are not recorded)')
+  return String(flags.httpLog)
 }
 
 export async function runCommand(script: string, flags: Record<string, unknown>): Promise<number> {
@@ -90,7 +101,10 @@ export async function run(o: RunOptions): Promise<number> {
     input = createReadStream(o.events)
   }
   const log = createLogger({ format: o.logFormat, level: o.logLevel })
+  const sink = o.http === 'capture' ? new CaptureSink() : undefined
+  const httpTarget = sink !== undefined ? await sink.start() : undefined
   const host = createLuaHost({
+    ...(httpTarget !== undefined ? { httpTarget } : {}),
     scriptPath: o.script,
     engine,
     dovecot: o.dovecot,
@@ -131,9 +145,11 @@ export async function run(o: RunOptions): Promise<number> {
   if (stoppedAt !== undefined && 'destroy' in input) input.destroy()
   await Promise.all(inFlight)
   await host.close()
+  await sink?.close()
   progress?.done()
+  if (sink !== undefined && o.httpLog !== undefined) writeFileSync(o.httpLog, sink.requests.map((r) => JSON.stringify(r) + '\n').join(''))
   await new Promise<void>((resolve) => log.flush(() => resolve()))
-  process.stderr.write(formatSummary(host.stats, { seconds: (performance.now() - started) / 1000, badLines, badLineCount, strictStop: stoppedAt }))
+  process.stderr.write(formatSummary(host.stats, { seconds: (performance.now() - started) / 1000, badLines, badLineCount, strictStop: stoppedAt, captured: sink?.requests }))
   if (host.stats.errors.init > 0) return 1
   return badLineCount > 0 ? 2 : 0
 }

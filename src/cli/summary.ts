@@ -2,12 +2,15 @@
 
 import type { InputError } from '../errors.js'
 import type { RunStats } from '../host/stats.js'
+import type { CapturedRequest } from '../http/capture-sink.js'
 
 export interface SummaryExtras {
   readonly seconds: number
   readonly badLines: readonly InputError[]
   readonly badLineCount: number
   readonly strictStop: InputError | undefined
+  /** --http capture: the requests the sink recorded. */
+  readonly captured?: readonly CapturedRequest[] | undefined
 }
 
 export function formatSummary(stats: RunStats, x: SummaryExtras): string {
@@ -33,6 +36,11 @@ export function formatSummary(stats: RunStats, x: SummaryExtras): string {
     out.push(`input: ${n(x.badLineCount)} bad line${x.badLineCount === 1 ? '' : 's'} ${x.strictStop ? 'stopped the run (--strict)' : 'skipped'}:`)
     for (const e of x.badLines) out.push(`  ${e.message}`)
     if (x.badLineCount > x.badLines.length) out.push(`  … and ${n(x.badLineCount - x.badLines.length)} more`)
+  }
+  if (x.captured !== undefined) {
+    out.push(x.captured.length === 0 ? 'http (captured): no requests' : `http (captured): ${plural(x.captured.length, 'request')}:`)
+    for (const r of x.captured.slice(0, 10)) out.push(`  ${r.method} ${r.url} (${plural(r.body_len, 'byte')})`)
+    if (x.captured.length > 10) out.push(`  … and ${n(x.captured.length - 10)} more`)
   }
   return out.join('\n') + '\n'
 }

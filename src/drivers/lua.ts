@@ -19,6 +19,7 @@ import type { MailUser } from '../lua/dovecot/user.js'
 import { type LuaEngine, type LuaThread, LuaType } from '../lua/engine.js'
 import { createEnvironment, type EnvironmentOptions, type LuaEnvironment } from '../lua/environment.js'
 import type { DovecotVersion } from '../lua/env.js'
+import type { HttpTarget } from '../http/capture-sink.js'
 
 export const BEGIN_TXN = 'dovecot_lua_notify_begin_txn'
 export const END_TXN = 'dovecot_lua_notify_end_txn'
@@ -403,6 +404,8 @@ export interface LuaDriversOptions {
   /** Memory cap per Lua state, bytes; 0 = none. */
   readonly memoryLimit: number
   readonly packagePath?: string
+  /** `--http capture`: where script HTTP connections go. */
+  readonly httpTarget?: HttpTarget
 }
 
 /** `push_notification_driver = lua:file=<script>`: one Lua driver per session. */
@@ -419,6 +422,7 @@ export function luaDrivers(o: LuaDriversOptions): DriverFactory {
       stats: ctx.stats,
       settings: ctx.settings,
       ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),
+      ...(o.httpTarget !== undefined ? { httpTarget: o.httpTarget } : {}),
     }),
   ]
 }

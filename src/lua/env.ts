@@ -4,6 +4,7 @@
 import type { Logger } from 'pino'
 import type { LuaCaller } from './call.js'
 import type { LuaApi, LuaThread } from './engine.js'
+import type { HttpTarget } from '../http/capture-sink.js'
 
 export type DovecotVersion = '2.3' | '2.4'
 export const DOVECOT_VERSIONS: readonly DovecotVersion[] = ['2.3', '2.4']
@@ -20,6 +21,8 @@ export interface LuaEnv {
   readonly scriptPath: string
   /** mail_debug: whether debug-level event logs are wanted (spec §6). */
   readonly debug: boolean
+  /** `--http capture`: every HTTP connection a script opens goes here instead. */
+  readonly httpTarget?: HttpTarget
 }
 
 /** A table of host functions keyed by their exact Lua names (Dovecot's luaL_Reg). */

@@ -4,6 +4,7 @@
 
 import { dirname, resolve } from 'node:path'
 import type { Logger } from 'pino'
+import type { HttpTarget } from '../http/capture-sink.js'
 import { LuaCaller } from './call.js'
 import { registerDovecot } from './dovecot/dovecot.js'
 import { pushHttp } from './dovecot/http.js'
@@ -34,6 +35,8 @@ export interface EnvironmentOptions {
   /** package.path; default: the script's folder, then Debian's paths. */
   readonly packagePath?: string
   readonly processEnv?: NodeJS.ProcessEnv
+  /** `--http capture`: where script HTTP connections go. */
+  readonly httpTarget?: HttpTarget
 }
 
 export interface LuaEnvironment extends LuaEnv {
@@ -61,6 +64,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
       dovecot: options.dovecot,
       scriptPath: options.scriptPath,
       debug: options.debug,
+      ...(options.httpTarget !== undefined ? { httpTarget: options.httpTarget } : {}),
     }
     api.getglobal(L, 'collectgarbage')
     const gcRef = api.ref(L)

@@ -4,7 +4,7 @@
 // run goes on.
 
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -160,6 +160,36 @@ function dovecot_lua_notify_end_txn() end
     const r = await dovepush(['run', script, '--settings', settings, '--set', 'token=from-flag', '--log-format', 'json'], `${ev(1)}\n`)
     expect(r.code).toBe(0)
     expect(infos(r)).toEqual(['http://127.0.0.1:9/alice from-flag /var/vmail/example.test/alice true 5000'])
+  })
+
+  it('--http capture sends every request to the built-in sink, lists them and writes --http-log', async () => {
+    const script = file('http.lua', `
+local http = require("socket.http")
+function dovecot_lua_notify_begin_txn(user) return {} end
+function dovecot_lua_notify_event_message_new(ctx, ev)
+  local client = dovecot.http.client({ user_agent = "push/1" })
+  local rq = client:request({ url = "http://alice:secret@push.example.test/hook", method = "POST" })
+  rq:add_header("Content-Type", "application/json")
+  rq:set_payload('{"uid":' .. string.format("%d", ev.uid) .. '}')
+  local r = rq:submit()
+  local b, c = http.request("https://ntfy.example.test/topic", "hello")
+  dovecot.i_info(r:status() .. " " .. r:reason() .. " " .. tostring(c))
+end
+function dovecot_lua_notify_end_txn() end
+`)
+    const out = join(dir, `${++n}-http.ndjson`)
+    const r = await dovepush(['run', script, '--http', 'capture', '--http-log', out, '--log-format', 'json'], `${ev(7)}\n`)
+    expect(r.code).toBe(0)
+    expect(infos(r)).toEqual(['200 OK 200'])
+    expect(r.stderr).toContain('http (captured): 2 requests:\n  POST http://push.example.test/hook (9 bytes)\n  POST http://ntfy.example.test/topic (5 bytes)\n')
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines.map((l) => [l.method, l.url, l.body])).toEqual([['POST', 'http://push.example.test/hook', '{"uid":7}'], ['POST', 'http://ntfy.example.test/topic', 'hello']])
+    const headers = Object.fromEntries(lines[0].headers)
+    expect(headers).toMatchObject({ 'User-Agent': 'push/1', 'Content-Type': 'application/json', Authorization: '(redacted)' })
+    expect(r.stdout + r.stderr + readFileSync(out, 'utf8')).not.toContain('secret')
+    const bad = await dovepush(['run', script, '--http-log', out])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--http-log: needs --http capture')
   })
 
   it('runs on fengari too', async () => {

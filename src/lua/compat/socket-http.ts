@@ -18,7 +18,8 @@
 // standard one for the code (undici does not expose the server's text).
 
 import { STATUS_CODES } from 'node:http'
-import { errors, request } from 'undici'
+import { type Dispatcher, errors, request } from 'undici'
+import { captureAgent } from '../../http/capture-sink.js'
 import type { LuaThread } from '../engine.js'
 import { LuaType } from '../engine.js'
 import type { LuaEnv } from '../env.js'
@@ -92,7 +93,7 @@ interface Reply {
   body: Uint8Array
 }
 
-async function fetchFollowing(method: string, url: string, headers: Record<string, string>, body: Uint8Array | undefined, timeoutMs: number, follow: boolean): Promise<Reply> {
+async function fetchFollowing(method: string, url: string, headers: Record<string, string>, body: Uint8Array | undefined, timeoutMs: number, follow: boolean, dispatcher: Dispatcher | undefined): Promise<Reply> {
   let target = url
   for (let hop = 0; ; hop++) {
     const res = await request(target, {
@@ -102,6 +103,7 @@ async function fetchFollowing(method: string, url: string, headers: Record<strin
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       reset: true, // LuaSocket sends "connection: close"
+      ...(dispatcher !== undefined ? { dispatcher } : {}),
     })
     const bytes = new Uint8Array(await res.body.arrayBuffer())
     const location = res.headers.location
@@ -148,7 +150,8 @@ function rawRequest(env: LuaEnv) {
       api.pushstring(L, `invalid url: ${url}`)
       return 2
     }
-    const promise = fetchFollowing(method, parsed.toString(), headers, body, timeoutMs, follow).then(
+    const dispatcher = env.httpTarget !== undefined ? captureAgent(env.httpTarget) : undefined
+    const promise = fetchFollowing(method, parsed.toString(), headers, body, timeoutMs, follow, dispatcher).finally(() => dispatcher?.close()).then(
       (reply): ResumeValues => (RL) => {
         api.pushinteger(RL, reply.code)
         api.createtable(RL, 0, reply.headers.length)

@@ -33,6 +33,7 @@ import type { ResumeValues } from '../call.js'
 import { type LuaThread, LuaType } from '../engine.js'
 import type { LuaEnv, LuaMethods } from '../env.js'
 import { LuaObjects } from '../objects.js'
+import { type HttpTarget, redirectConnect } from '../../http/capture-sink.js'
 import { checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 import type { EventAccess, EventState } from './event.js'
 import { type Http24Values, readSettings24, requestLimits } from './http-settings.js'
@@ -256,12 +257,14 @@ function fmtSecs(ms: number): string {
   return `${Math.floor(m / 1000)}.${String(m % 1000).padStart(3, '0')}`
 }
 
-function agentFor(client: ClientState): Agent {
+function agentFor(client: ClientState, target: HttpTarget | undefined): Agent {
   if (client.agent === undefined) {
     const s = client.settings.uint
     const requestTimeout = s.request_timeout_msecs || DEFAULT_REQUEST_TIMEOUT_MSECS
+    const connectTimeout = Math.min(s.connect_timeout_msecs || requestTimeout, MAX_TIMER_MS)
     client.agent = new Agent({
-      connect: { timeout: Math.min(s.connect_timeout_msecs || requestTimeout, MAX_TIMER_MS) },
+      // --http capture: every connection goes to the built-in sink
+      connect: target !== undefined ? redirectConnect(target, connectTimeout) : { timeout: connectTimeout },
       // our own per-attempt timer (request_timeout_msecs) replaces these
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -341,7 +344,7 @@ async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseState> {
   const maxRedirects = s.max_redirects ?? 0
   const noAutoRetry = settings.bool.no_auto_retry === true
   const noAutoRedirect = settings.bool.no_auto_redirect === true
-  const agent = agentFor(rq.client)
+  const agent = agentFor(rq.client, env.httpTarget)
 
   let url = rq.url
   let method = rq.method
