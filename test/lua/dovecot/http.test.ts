@@ -184,6 +184,18 @@ for (const engine of ['wasmoon', 'fengari'] as const) {
       expect(lines).toEqual(['9003 integer', `connect(127.0.0.1:${closedPort}) failed: Connection refused`, '[] []'])
     })
 
+    it('secrets: URL user info and Authorization never reach the log or a reason, even with debug=true', async () => {
+      const { lines, run } = await inTxn(`
+        local c = dovecot.http.client({ debug = true })
+        local res = c:request({ url = "http://carol:s3cr3t-pw@127.0.0.1:${closedPort}/x" }):submit()
+        trace(res:status() .. " " .. res:reason())
+        local ok = c:request({ url = "${base.replace('http://', 'http://carol:s3cr3t-pw@')}/hook", method = "POST" }):submit()
+        trace(ok:status())`, engine)
+      expect(lines).toEqual([`9003 connect(127.0.0.1:${closedPort}) failed: Connection refused`, '200'])
+      expect(run.logs.some((l) => l.msg.includes('dovecot.http'))).toBe(true) // debug lines were written
+      expect(JSON.stringify(run.logs)).not.toContain('s3cr3t')
+    })
+
     it('a server slower than request_timeout_msecs → 9008 "Request timed out (…)"', async () => {
       const { lines } = await inTxn(`
         local c = dovecot.http.client({ request_timeout_msecs = 200 })
