@@ -59,3 +59,16 @@ describe.skipIf(examples.length !== 2)('documentation examples (seeds/004)', () 
     expect(run.host.stats.calls.get('dovecot_lua_notify_end_txn')).toBe(1)
   })
 })
+
+const WIKI = resolve('../shared/seeds/003_c265073fdcfee1ea.txt')
+describe.skipIf(!existsSync(WIKI))('the old wiki example (seeds/003)', () => {
+  it('does not load, as under real Lua 5.4: only a first line may start with "#"', async () => {
+    const text = readFileSync(WIKI, 'utf8')
+    const start = text.indexOf('## To use')
+    const source = text.slice(start, text.indexOf('---%<', start))
+    const run = await runScript({ source }, [NEW], { settings: { push_lua_url: url } })
+    // native lua5.4's loadfile on the same text: "<file>:2: unexpected symbol near '#'"
+    expect(run.messages(LEVEL.error)).toEqual([`lua: lua_load(${run.scriptPath}) failed: ${run.scriptPath}:2: unexpected symbol near '#'`])
+  })
+})
+
