@@ -184,6 +184,19 @@ for (const engine of ['wasmoon', 'fengari'] as const) {
       expect(lines).toEqual(['9003 integer', `connect(127.0.0.1:${closedPort}) failed: Connection refused`, '[] []'])
     })
 
+    it('a script using cjson and dovecot.http runs unmodified: the server gets the JSON', async () => {
+      seen.length = 0
+      const { lines } = await inTxn(`
+        local cjson = require "cjson"
+        local rq = dovecot.http.client({}):request({ url = "${base}/json", method = "POST" })
+        rq:add_header("Content-Type", "application/json")
+        rq:set_payload(cjson.encode({ user = user.username, unseen = 3, flags = cjson.empty_array }))
+        local res = rq:submit()
+        trace(res:status() .. " " .. cjson.decode(res:payload()).path)`, engine)
+      expect(lines).toEqual(['200 /json'])
+      expect(seen.map((x) => [x.method, x.url, JSON.parse(x.body.toString())])).toEqual([['POST', '/json', { user: 'alice@example.test', unseen: 3, flags: [] }]])
+    })
+
     it('secrets: URL user info and Authorization never reach the log or a reason, even with debug=true', async () => {
       const { lines, run } = await inTxn(`
         local c = dovecot.http.client({ debug = true })
