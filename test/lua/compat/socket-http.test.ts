@@ -1,42 +1,32 @@
 // socket.http against a real HTTP server on 127.0.0.1: the string and table
 // forms, ltn12 sources and sinks, redirects, and LuaSocket's error words.
 
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage, Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TransactionUnit } from '../../../src/events/types.js'
+import { closedPort, startServer, stopServer } from '../../helpers/http-server.js'
 import { LEVEL, runScript } from '../../helpers/run-script.js'
 
 interface Seen { method: string; url: string; headers: IncomingMessage['headers']; body: string }
 const seen: Seen[] = []
 let server: Server
 let base = ''
-let closedPort = 0
+let closed = 0
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString() })
-      if (req.url === '/redirect') {
-        res.writeHead(302, { Location: '/hook?from=redirect' })
-        res.end()
-        return
-      }
-      res.writeHead(201, { 'Content-Type': 'text/plain', 'X-Multi': ['a', 'b'] })
-      res.end(`got ${req.method} ${req.url}`)
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  // a port with nothing listening: bind, read the number, close
-  const probe = createServer()
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
-  closedPort = (probe.address() as AddressInfo).port
-  await new Promise<void>((r) => probe.close(() => r()))
+  ;({ server, base } = await startServer((req, body, res) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: body.toString() })
+    if (req.url === '/redirect') {
+      res.writeHead(302, { Location: '/hook?from=redirect' })
+      res.end()
+      return
+    }
+    res.writeHead(201, { 'Content-Type': 'text/plain', 'X-Multi': ['a', 'b'] })
+    res.end(`got ${req.method} ${req.url}`)
+  }))
+  closed = await closedPort()
 })
-afterAll(() => new Promise<void>((r) => server.close(() => r())))
+afterAll(() => stopServer(server))
 
 const TXN = { user: 'alice@example.test', committed: true, events: [{ name: 'MessageNew', mailbox: 'INBOX', uid: 7, uid_validity: 1, subject: 'Hi there' }] } as unknown as TransactionUnit
 
@@ -95,7 +85,7 @@ for (const engine of ['wasmoon', 'fengari'] as const) {
       const run = await runScript({ source: script(`
         local b, err = http.request(ctx.url .. "/x")
         local b2, err2 = http.request("not a url")
-        dovecot.i_info(tostring(b) .. "|" .. err .. "|" .. tostring(b2) .. "|" .. err2)`) }, [TXN], { engine, settings: { push_lua_url: `http://127.0.0.1:${closedPort}` } })
+        dovecot.i_info(tostring(b) .. "|" .. err .. "|" .. tostring(b2) .. "|" .. err2)`) }, [TXN], { engine, settings: { push_lua_url: `http://127.0.0.1:${closed}` } })
       expect(run.messages(LEVEL.info)).toEqual(['nil|connection refused|nil|invalid url: not a url'])
     })
   })

@@ -2,10 +2,10 @@
 // on 127.0.0.1: option checks, request errors, object shapes, what reaches
 // the wire, response accessors, and the internal 9xxx statuses.
 
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inBeginTxn } from '../../helpers/begin-txn.js'
+import { closedPort as findClosedPort, startServer, stopServer } from '../../helpers/http-server.js'
 import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
 
 interface Seen { method: string; url: string; rawHeaders: string[]; body: Buffer }
@@ -15,43 +15,31 @@ let base = ''
 let closedPort = 0
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) })
-      if (req.url === '/slow') {
-        setTimeout(() => { res.statusCode = 200; res.end('late') }, 1000)
-        return
-      }
-      if (req.url === '/redirect') {
-        res.writeHead(302, 'Moved here', { Location: '/hook' })
-        res.end('moved')
-        return
-      }
-      if (req.url === '/empty') {
-        res.writeHead(204)
-        res.end()
-        return
-      }
-      res.statusCode = 200
-      res.statusMessage = 'OK from sink'
-      res.setHeader('Content-Type', 'application/json')
-      res.setHeader('X-Sink', ['oracle', 'second'])
-      res.end(`{"ok": true, "path": "${req.url}"}`)
-    })
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const probe = createServer()
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
-  closedPort = (probe.address() as AddressInfo).port
-  await new Promise<void>((r) => probe.close(() => r()))
+  ;({ server, base } = await startServer((req, body, res) => {
+    seen.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body })
+    if (req.url === '/slow') {
+      setTimeout(() => { res.statusCode = 200; res.end('late') }, 1000)
+      return
+    }
+    if (req.url === '/redirect') {
+      res.writeHead(302, 'Moved here', { Location: '/hook' })
+      res.end('moved')
+      return
+    }
+    if (req.url === '/empty') {
+      res.writeHead(204)
+      res.end()
+      return
+    }
+    res.statusCode = 200
+    res.statusMessage = 'OK from sink'
+    res.setHeader('Content-Type', 'application/json')
+    res.setHeader('X-Sink', ['oracle', 'second'])
+    res.end(`{"ok": true, "path": "${req.url}"}`)
+  }))
+  closedPort = await findClosedPort()
 })
-afterAll(() => new Promise<void>((r) => {
-  server.closeAllConnections()
-  server.close(() => r())
-}))
+afterAll(() => stopServer(server))
 
 const withTrace = traceScripts('dovepush-http-', [
   ...KEYS_AND_R,
