@@ -269,3 +269,32 @@ export function requestLimits(v: Http24Values, method: string): { attempts: numb
   }
   return { attempts, timeoutMs }
 }
+
+// ---------------------------------------------------------------------------
+// 2.3.19: the fixed option list of dlua-dovecot-http.c (spec §7.1)
+
+export const UINT_OPTIONS = [
+  'max_idle_time_msecs',
+  'max_redirects',
+  'max_attempts',
+  'max_connect_attempts',
+  'connect_backoff_time_msecs',
+  'connect_backoff_max_time_msecs',
+  'request_absolute_timeout_msecs',
+  'request_timeout_msecs',
+  'connect_timeout_msecs',
+  'soft_connect_timeout_msecs',
+  'max_auto_retry_delay_secs',
+] as const
+export const BOOL_OPTIONS = ['no_auto_redirect', 'no_auto_retry', 'debug'] as const
+export const STRING_OPTIONS = ['user_agent', 'rawlog_dir', 'proxy_url'] as const
+
+type UintOption = (typeof UINT_OPTIONS)[number]
+type BoolOption = (typeof BOOL_OPTIONS)[number]
+type StringOption = (typeof STRING_OPTIONS)[number]
+
+export interface HttpClientSettings {
+  readonly uint: Readonly<Partial<Record<UintOption, number>>>
+  readonly bool: Readonly<Partial<Record<BoolOption, boolean>>>
+  readonly str: Readonly<Partial<Record<StringOption, string>>>
+}
