@@ -183,6 +183,8 @@ export interface LuaApi {
    */
   sethook(L: LuaThread, fn: ((L: LuaThread) => void) | null, count: number): void
 
+  /** Host functions pushed so far (each holds JS state until the state closes): a leak check. */
+  readonly hostFunctions: number
   /** Bytes currently allocated by this state (when it tracks memory). */
   memoryUsed(): number
   /** lua_close and release every host function of this state. */

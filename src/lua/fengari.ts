@@ -112,6 +112,7 @@ export function createFengariEngine(): LuaEngine {
       return 1
     })
     let lastResults = 0
+    let hostFunctions = 0
     let closed = false
 
     const api: LuaApi = {
@@ -120,6 +121,9 @@ export function createFengariEngine(): LuaEngine {
       integerBits: 32,
       REGISTRYINDEX: lua.LUA_REGISTRYINDEX as number,
       main: main as LuaThread,
+      get hostFunctions() {
+        return hostFunctions
+      },
       get lastResults() {
         return lastResults
       },
@@ -151,6 +155,7 @@ export function createFengariEngine(): LuaEngine {
         lua.lua_pushlstring(L, b, b.length) // copies (luaS_new)
       },
       pushfunction: (L, fn, name) => {
+        hostFunctions++
         lua.lua_pushcclosure(
           L,
           (HL: Raw): number => {

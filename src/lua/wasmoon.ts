@@ -201,6 +201,9 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
       get lastResults() {
         return lastResults
       },
+      get hostFunctions() {
+        return ownHostIds.length
+      },
 
       gettop: (L) => x.lua_gettop(L),
       settop: (L, idx) => x.lua_settop(L, idx),

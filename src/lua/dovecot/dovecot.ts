@@ -35,6 +35,11 @@ export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => 
     return dluaError(api, SL, `attempt to write to undeclared global variable ${checkString(api, SL, 2)}`)
   }
 
+  api.pushfunction(L, strictIndex, 'restrict_global_variables __index')
+  const strictIndexRef = api.ref(L)
+  api.pushfunction(L, strictNewindex, 'restrict_global_variables __newindex')
+  const strictRefs = { index: strictIndexRef, newindex: api.ref(L) }
+
   const events = registerEvent(env)
 
   const dovecotMethods: LuaMethods = {
@@ -65,9 +70,10 @@ export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => 
       api.getglobal(SL, '_G')
       api.createtable(SL, 0, on ? 2 : 0)
       if (on) {
-        api.pushfunction(SL, strictIndex, 'restrict_global_variables __index')
+        // a new metatable each time, as Dovecot makes; the two functions are made once
+        api.pushref(SL, strictRefs.index)
         api.setfield(SL, -2, '__index')
-        api.pushfunction(SL, strictNewindex, 'restrict_global_variables __newindex')
+        api.pushref(SL, strictRefs.newindex)
         api.setfield(SL, -2, '__newindex')
       }
       api.setmetatable(SL, -2)

@@ -136,12 +136,24 @@ export function pushHttp(env: LuaEnv, events?: EventAccess): void {
     return dluaError(api, SL, `Bad argument #1, expected ${typeName} got ${t === LuaType.TABLE ? 'table without item' : api.typename(SL, t)}`)
   }
 
+  // Dovecot stores the methods on each object (no metatable); the functions
+  // themselves are made once per state and shared, so objects cost no new
+  // host functions (they read their state from `self`).
+  const methodRefs = new Map<LuaMethods, Array<[string, number]>>()
   function pushObject(SL: LuaThread, methods: LuaMethods, prefix: string, pushItem: () => void): void {
-    api.createtable(SL, 0, Object.keys(methods).length + 1)
+    let refs = methodRefs.get(methods)
+    if (refs === undefined) {
+      refs = Object.entries(methods).map(([k, fn]) => {
+        api.pushfunction(SL, fn, `${prefix}${k}`)
+        return [k, api.ref(SL)]
+      })
+      methodRefs.set(methods, refs)
+    }
+    api.createtable(SL, 0, refs.length + 1)
     pushItem()
     api.setfield(SL, -2, 'item')
-    for (const [k, fn] of Object.entries(methods)) {
-      api.pushfunction(SL, fn, `${prefix}${k}`)
+    for (const [k, ref] of refs) {
+      api.pushref(SL, ref)
       api.setfield(SL, -2, k)
     }
   }

@@ -8,6 +8,8 @@ import type { DovecotVersion } from '../../../src/lua/env.js'
 import { inBeginTxn } from '../../helpers/begin-txn.js'
 import { LEVEL, runScript, txn } from '../../helpers/run-script.js'
 import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
+import { runChunk, useEnvironment } from '../../helpers/lua-env.js'
+import type { LuaEnvironment } from '../../../src/lua/environment.js'
 
 /** Lua prelude: `trace(s)` appends a line to a file; `keys(t)` lists sorted keys; `r(ok, ...)` renders a pcall result. */
 const withTrace = traceScripts('dovepush-dovecot-', KEYS_AND_R)
@@ -180,3 +182,18 @@ for (const engine of ['wasmoon', 'fengari'] as const) {
     })
   })
 }
+
+describe('restrict_global_variables and host functions', () => {
+  for (const engineName of ['wasmoon', 'fengari'] as const) {
+    let env: LuaEnvironment
+    useEnvironment(engineName, 'dovepush-restrict-', (e) => {
+      env = e
+    })
+    it(`toggling it many times makes no new host functions (${engineName})`, () => {
+      runChunk(env, 'dovecot.restrict_global_variables(true) dovecot.restrict_global_variables(false)')
+      const before = env.api.hostFunctions
+      expect(runChunk(env, 'for i = 1, 20 do dovecot.restrict_global_variables(true) dovecot.restrict_global_variables(false) end return "ok"')).toEqual(['ok'])
+      expect(env.api.hostFunctions).toBe(before)
+    })
+  }
+})

@@ -4,7 +4,10 @@
 
 import type { Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pino from 'pino'
+import { createEnvironment } from '../../../src/lua/environment.js'
 import { inBeginTxn } from '../../helpers/begin-txn.js'
+import { engine } from '../../helpers/run-script.js'
 import { closedPort as findClosedPort, startServer, stopServer } from '../../helpers/http-server.js'
 import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
 
@@ -255,3 +258,25 @@ for (const engine of ['wasmoon', 'fengari'] as const) {
     })
   })
 }
+
+describe('dovecot.http objects and host functions', () => {
+  for (const engineName of ['wasmoon', 'fengari'] as const) {
+    it(`requests and responses reuse the method functions: no growth per request (${engineName})`, async () => {
+      const env = createEnvironment({ engine: await engine(engineName), scriptPath: 'x.lua', dovecot: '2.3', log: pino({ level: 'silent' }), debug: false, callTimeoutMs: 0, memoryLimit: 0 })
+      const { api, L, caller } = env
+      const run = async (src: string): Promise<void> => {
+        expect(api.load(L, new TextEncoder().encode(src), '=t', 't')).toBe(0)
+        const ref = api.ref(L)
+        const outcome = await caller.call((T) => (api.pushref(T, ref), 0))
+        api.unref(L, ref)
+        expect(outcome.ok).toBe(true)
+      }
+      const loop = `for i = 1, 10 do c:request({ url = "http://127.0.0.1:${closedPort}/x" }):submit() end`
+      await run(`c = dovecot.http.client({}) ${loop}`)
+      const after10 = api.hostFunctions
+      await run(loop)
+      expect(api.hostFunctions).toBe(after10)
+      api.close()
+    })
+  }
+})
