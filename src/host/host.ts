@@ -63,7 +63,7 @@ export class Host {
     const sessionId = txn.session ?? newSessionId()
     const log = o.log.child({ user: txn.user, service: txn.service ?? o.defaultService, session: sessionId })
     const drivers = o.drivers({ user: txn.user, sessionId, log, stats: this.stats, settings: o.settings })
-    s = new Session(key, { username: txn.user, sessionId, settings: o.settings }, drivers, log)
+    s = new Session({ username: txn.user, sessionId, settings: o.settings }, drivers, log)
     this.#sessions.set(key, s)
     this.#last = { user: txn.user, session: txn.session, s }
     this.stats.sessions++

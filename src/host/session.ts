@@ -64,7 +64,6 @@ export function makeUser(input: SessionUserInput, service: string): MailUser {
 }
 
 export class Session {
-  readonly key: string
   readonly log: Logger
   readonly #drivers: Driver[]
   readonly #user: SessionUserInput
@@ -72,8 +71,7 @@ export class Session {
   #initialised: Promise<boolean> | boolean | undefined
   #users = new Map<string, MailUser>()
 
-  constructor(key: string, user: SessionUserInput, drivers: Driver[], log: Logger) {
-    this.key = key
+  constructor(user: SessionUserInput, drivers: Driver[], log: Logger) {
     this.#user = user
     this.#drivers = drivers
     this.log = log

@@ -58,11 +58,6 @@ export class LuaCaller {
     return this.#sentinelRef
   }
 
-  /** True while a call is running or suspended. */
-  get busy(): boolean {
-    return this.#busy
-  }
-
   #newThread(): [LuaThread, number] {
     const api = this.#api
     const T = api.newthread(api.main)

@@ -29,11 +29,6 @@ export class LuaObjects<T> {
     this.#itemMtRef = api.ref(L)
   }
 
-  /** Number of live JS values (for tests and leak checks). */
-  get size(): number {
-    return this.#values.size
-  }
-
   /** Pushes a new `item` userdata bound to `value`. */
   pushItem(L: LuaThread, value: T): void {
     const api = this.#api

@@ -4,9 +4,8 @@
 
 import { describe, expect, it } from 'vitest'
 import pino from 'pino'
-import { LuaCaller } from '../../src/lua/call.js'
 import { createEnvironment } from '../../src/lua/environment.js'
-import type { LuaApi, LuaThread } from '../../src/lua/engine.js'
+import type { LuaThread } from '../../src/lua/engine.js'
 import { engine as getEngine } from '../helpers/run-script.js'
 
 const silent = pino({ level: 'silent' })
@@ -125,4 +124,3 @@ describe('memory cap (wasmoon)', () => {
   })
 })
 
-void (null as unknown as LuaApi | LuaCaller)

@@ -39,8 +39,6 @@ const STATE_BOOLEANS_23 = ['nonexistent', 'anonymous', 'autocreated', 'mail_debu
 export interface UserBinding {
   /** Pushes a new user object for `user` onto T (the hot path of begin_txn). */
   pushUser(T: LuaThread, user: MailUser): void
-  /** Live user objects not yet collected (a script that keeps one makes Dovecot panic at deinit, spec §1.5). */
-  readonly live: number
 }
 
 export function registerUser(env: LuaEnv): UserBinding {
@@ -133,9 +131,6 @@ export function registerUser(env: LuaEnv): UserBinding {
   const booleans = env.dovecot === '2.3' ? STATE_BOOLEANS_23 : STATE_BOOLEANS_23.filter((b) => b !== 'mail_debug')
 
   return {
-    get live() {
-      return objects.size
-    },
     pushUser(T, u) {
       api.createtable(T, 0, 20)
       api.pushref(T, mtRef)
