@@ -9,6 +9,7 @@ import { type TransactionUnit, transactionsOf } from '../events/types.js'
 import type { DriverFactory } from './driver.js'
 import { newSessionId, Session } from './session.js'
 import { RunStats } from './stats.js'
+import { MailStore } from '../mailstore/store.js'
 
 export interface HostOptions {
   /** The drivers of each new session. */
@@ -19,10 +20,13 @@ export interface HostOptions {
   readonly defaultService: string
   /** Live sessions kept before idle ones are ended. */
   readonly maxSessions: number
+  /** The simulated mail behind user:mailbox and metadata; default: a new, empty store. */
+  readonly store?: MailStore
 }
 
 export class Host {
   readonly stats = new RunStats()
+  readonly store: MailStore
   readonly #options: HostOptions
   readonly #sessions = new Map<string, Session>()
   readonly #ending = new Set<Promise<void>>()
@@ -31,6 +35,7 @@ export class Host {
 
   constructor(options: HostOptions) {
     this.#options = options
+    this.store = options.store ?? new MailStore()
   }
 
   /** Runs a transaction; synchronous unless the script waits (an HTTP request). */
@@ -63,7 +68,7 @@ export class Host {
     const sessionId = txn.session ?? newSessionId()
     const log = o.log.child({ user: txn.user, service: txn.service ?? o.defaultService, session: sessionId })
     const drivers = o.drivers({ user: txn.user, sessionId, log, stats: this.stats, settings: o.settings })
-    s = new Session({ username: txn.user, sessionId, settings: o.settings }, drivers, log)
+    s = new Session({ username: txn.user, sessionId, settings: o.settings, mail: this.store.user(txn.user) }, drivers, log)
     this.#sessions.set(key, s)
     this.#last = { user: txn.user, session: txn.session, s }
     this.stats.sessions++

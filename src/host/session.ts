@@ -10,6 +10,7 @@ import { varExpand23 } from '../lua/dovecot/var-expand.js'
 import { hostname } from 'node:os'
 import { type Settings, settingIsTrue } from '../config/settings.js'
 import type { Driver } from './driver.js'
+import type { UserStore } from '../mailstore/store.js'
 
 /** A Dovecot-style session id: 16 random bytes, base64 without padding (22 characters, as recorded). */
 export function newSessionId(): string {
@@ -20,6 +21,8 @@ export interface SessionUserInput {
   readonly username: string
   readonly sessionId: string
   readonly settings: Settings
+  /** The user's simulated mail. */
+  readonly mail: UserStore
 }
 
 /** Builds the session's user facts from the settings (see config/settings.ts for the keys). */
@@ -52,6 +55,8 @@ export function makeUser(input: SessionUserInput, service: string): MailUser {
     sessionId,
     sessionCreateTime: Math.floor(Date.now() / 1000),
     mailDebug: settingIsTrue(settings.mail_debug),
+    mail: input.mail,
+    attributesEnabled: (settings.mail_attribute_dict ?? '').trim() !== '',
     // plugin settings are var-expanded when the user is created (mail_user_plugin_getenv)
     setting: (key) => {
       if (!expanded.has(key)) {

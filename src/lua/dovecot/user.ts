@@ -14,6 +14,7 @@ import { hostname } from 'node:os'
 import type { LuaThread } from '../engine.js'
 import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { LuaObjects } from '../objects.js'
+import type { UserStore } from '../../mailstore/store.js'
 import { checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 import { type VarExpandUser, varExpand23, varExpand24 } from './var-expand.js'
 
@@ -32,6 +33,10 @@ export interface MailUser {
   readonly mailDebug: boolean
   /** plugin {} settings and userdb fields, already expanded (mail_user_plugin_getenv). */
   readonly setting: (key: string) => string | undefined
+  /** The user's simulated mail (user:mailbox, user:metadata_*). */
+  readonly mail: UserStore
+  /** mail_attribute_dict is set: metadata works (else Dovecot's `Mailbox attributes not enabled`). */
+  readonly attributesEnabled: boolean
 }
 
 const STATE_BOOLEANS_23 = ['nonexistent', 'anonymous', 'autocreated', 'mail_debug', 'fuzzy_search', 'dsyncing', 'admin', 'session_restored'] as const
