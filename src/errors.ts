@@ -47,6 +47,14 @@ export class ScriptLoadError extends DovepushError {
   }
 }
 
+/** A mail action Dovecot would refuse (IMAP NO/BAD, e.g. a missing mailbox); the store is unchanged. */
+export class MailActionError extends DovepushError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DOVEPUSH_ERR_MAIL_ACTION', message, options)
+    this.name = 'MailActionError'
+  }
+}
+
 export function isDovepushError(err: unknown): err is DovepushError {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[BRAND] === true
 }

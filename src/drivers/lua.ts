@@ -26,8 +26,26 @@ export const END_TXN = 'dovecot_lua_notify_end_txn'
 const EVENT_FUNCTIONS = new Map<EventName, string>(EVENT_NAMES.map((n) => [n, eventFunctionName(n)]))
 const LUA_RIDX_GLOBALS = 2
 
+/** One call into the script, as the testing kit and scenario expectations see it. */
+export interface ScriptCall {
+  /** `script_init`, `dovecot_lua_notify_begin_txn`, `dovecot_lua_notify_event_message_new`, … */
+  readonly fn: string
+  readonly user: string
+  readonly session: string
+  /** The event table given to an event function. */
+  readonly event?: PushEvent
+  /** end_txn's second argument. */
+  readonly committed?: boolean
+  /** Dovecot's error text when the call failed. */
+  readonly error?: string
+}
+
 export interface LuaDriverOptions extends EnvironmentOptions {
   readonly stats: RunStats
+  /** Told of every call into the script after it returns (off the hot path when unset). */
+  readonly onCall?: (call: ScriptCall) => void
+  readonly user?: string
+  readonly sessionId?: string
   /** lua_settings of 2.4's script_init(settings); all values are strings. */
   readonly settings: Readonly<Record<string, string>>
 }
@@ -94,6 +112,7 @@ export class LuaDriver implements Driver {
     return then(ran, (outcome) => {
       api.unref(L, chunkRef)
       this.#stats.call('(main chunk)')
+      this.#report('(main chunk)', outcome)
       if (!outcome.ok) return this.#initFailed(`lua_pcall(${o.scriptPath}) failed: ${outcome.message}`, outcome)
       return this.#scriptInit(env)
     })
@@ -116,6 +135,7 @@ export class LuaDriver implements Driver {
     })
     return then(ran, (outcome) => {
       this.#stats.call('script_init')
+      this.#report('script_init', outcome)
       if (!outcome.ok) return this.#initFailed(`lua_pcall(script_init, ${v23 ? '0, 1' : '1, 0'}) failed: ${outcome.message}`, outcome)
       if (v23) {
         // dlua_script_init: lua_isinteger, 0 = ok (spec §1.3)
@@ -139,6 +159,12 @@ export class LuaDriver implements Driver {
     this.#stats.errors.init++
     this.#ready = false
     return false
+  }
+
+  #report(fn: string, outcome: CallOutcome, extra: { event?: PushEvent; committed?: boolean } = {}): void {
+    const on = this.#options.onCall
+    if (on === undefined) return
+    on({ fn, user: this.#options.user ?? '', session: this.#options.sessionId ?? '', ...extra, ...(outcome.ok ? {} : { error: outcome.message }) })
   }
 
   #hasFunction(env: LuaEnvironment, name: string): boolean {
@@ -170,6 +196,7 @@ export class LuaDriver implements Driver {
       })
       const after = (outcome: CallOutcome): void => {
         this.#stats.call(BEGIN_TXN)
+        this.#report(BEGIN_TXN, outcome)
         if (!outcome.ok) {
           // Dovecot skips the transaction (and later panics, spec §1.5); dovepush goes on
           this.#scriptError(outcome, BEGIN_TXN, 1, 1, {})
@@ -253,6 +280,7 @@ export class LuaDriver implements Driver {
       })
       const after = (outcome: CallOutcome): void => {
         this.#stats.call(fn)
+        this.#report(fn, outcome, { event: ev })
         if (!outcome.ok) {
           this.#scriptError(outcome, fn, 2, 0, { event_name: ev.name, mailbox: ev.mailbox, uid: ev.uid })
         } else if (this.#debug) {
@@ -287,6 +315,7 @@ export class LuaDriver implements Driver {
     })
     return then(ran, (outcome) => {
       this.#stats.call(END_TXN)
+      this.#report(END_TXN, outcome, { committed })
       if (!outcome.ok) this.#scriptError(outcome, END_TXN, 2, 0, {})
       else if (this.#debug) this.#options.log.debug(`lua: Called ${END_TXN}`)
       api.unref(L, ctxRef)
@@ -322,6 +351,7 @@ export class LuaDriver implements Driver {
     })
     return then(ran, (outcome) => {
       this.#stats.call('script_deinit')
+      this.#report('script_deinit', outcome)
       if (!outcome.ok) {
         this.#stats.errors[outcome.kind === 'error' ? 'script' : outcome.kind]++
         this.#options.log.error(`lua: script_deinit() failed: lua_pcall(script_deinit, 0, 0) failed: ${outcome.message}`)
@@ -406,6 +436,8 @@ export interface LuaDriversOptions {
   readonly packagePath?: string
   /** `--http capture`: where script HTTP connections go. */
   readonly httpTarget?: HttpTarget
+  /** Told of every call into the script (scenarios, the testing kit). */
+  readonly onCall?: (call: ScriptCall) => void
 }
 
 /** `push_notification_driver = lua:file=<script>`: one Lua driver per session. */
@@ -423,12 +455,21 @@ export function luaDrivers(o: LuaDriversOptions): DriverFactory {
       settings: ctx.settings,
       ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),
       ...(o.httpTarget !== undefined ? { httpTarget: o.httpTarget } : {}),
+      ...(o.onCall !== undefined ? { onCall: o.onCall, user: ctx.user, sessionId: ctx.sessionId } : {}),
     }),
   ]
 }
 
 /** A Host whose sessions run one Lua script: what `dovepush run` uses. */
 export function createLuaHost(o: LuaDriversOptions & Omit<HostOptions, 'drivers'>): Host {
-  return new Host({ drivers: luaDrivers(o), settings: o.settings, log: o.log, defaultService: o.defaultService, maxSessions: o.maxSessions })
+  return new Host({
+    drivers: luaDrivers(o),
+    settings: o.settings,
+    log: o.log,
+    defaultService: o.defaultService,
+    maxSessions: o.maxSessions,
+    ...(o.store !== undefined ? { store: o.store } : {}),
+    ...(o.settingsFor !== undefined ? { settingsFor: o.settingsFor } : {}),
+  })
 }
 

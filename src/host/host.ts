@@ -22,6 +22,8 @@ export interface HostOptions {
   readonly maxSessions: number
   /** The simulated mail behind user:mailbox and metadata; default: a new, empty store. */
   readonly store?: MailStore
+  /** Per-user settings (scenario users); default: `settings` for everyone. */
+  readonly settingsFor?: (user: string) => Settings
 }
 
 export class Host {
@@ -47,30 +49,50 @@ export class Host {
       if (t.committed) stats.committed++
       else stats.rolledBack++
     }
-    const session = this.#session(unit)
+    const session = this.#session(unit.user, unit.session, unit.service)
     return session.run(txns, unit.service ?? this.#options.defaultService)
   }
 
-  #session(txn: TransactionUnit): Session {
+  /**
+   * Starts a session without a transaction: its drivers initialise (the Lua
+   * script's main chunk and script_init), as Dovecot does for every mail user
+   * it creates, e.g. LMTP's raw mail user, which never gets a transaction.
+   */
+  open(user: string, session: string, service?: string): void | Promise<void> {
+    return this.#session(user, session, service).start()
+  }
+
+  /** Ends one session (script_deinit) after its pending transactions, as at logout; nothing when it is not live. */
+  endSession(user: string, session: string): void | Promise<void> {
+    const key = `${user}\u0000${session}`
+    const s = this.#sessions.get(key)
+    if (s === undefined) return
+    this.#sessions.delete(key)
+    if (this.#last?.s === s) this.#last = undefined
+    return s.end()
+  }
+
+  #session(user: string, session: string | undefined, service: string | undefined): Session {
     const last = this.#last
-    if (last !== undefined && last.user === txn.user && last.session === txn.session) return last.s
-    const key = `${txn.user}\u0000${txn.session ?? ''}`
+    if (last !== undefined && last.user === user && last.session === session) return last.s
+    const key = `${user}\u0000${session ?? ''}`
     let s = this.#sessions.get(key)
     if (s !== undefined) {
       // keep insertion order = recency, for eviction
       this.#sessions.delete(key)
       this.#sessions.set(key, s)
-      this.#last = { user: txn.user, session: txn.session, s }
+      this.#last = { user, session, s }
       return s
     }
     if (this.#sessions.size >= this.#options.maxSessions) this.#evictIdle()
     const o = this.#options
-    const sessionId = txn.session ?? newSessionId()
-    const log = o.log.child({ user: txn.user, service: txn.service ?? o.defaultService, session: sessionId })
-    const drivers = o.drivers({ user: txn.user, sessionId, log, stats: this.stats, settings: o.settings })
-    s = new Session({ username: txn.user, sessionId, settings: o.settings, mail: this.store.user(txn.user) }, drivers, log)
+    const sessionId = session ?? newSessionId()
+    const log = o.log.child({ user, service: service ?? o.defaultService, session: sessionId })
+    const settings = o.settingsFor?.(user) ?? o.settings
+    const drivers = o.drivers({ user, sessionId, log, stats: this.stats, settings })
+    s = new Session({ username: user, sessionId, settings, mail: this.store.user(user) }, drivers, log)
     this.#sessions.set(key, s)
-    this.#last = { user: txn.user, session: txn.session, s }
+    this.#last = { user, session, s }
     this.stats.sessions++
     return s
   }

@@ -106,6 +106,13 @@ export class Session {
     return this.#initialised
   }
 
+  /** Initialises the drivers now (they otherwise start with the first transaction). */
+  start(): void | Promise<void> {
+    if (this.#tail !== undefined) return this.#tail
+    const init = this.#init()
+    return init instanceof Promise ? this.#track(init.then(() => undefined)) : undefined
+  }
+
   /** Runs a transaction after the ones before it; synchronous when nothing waits. */
   run(txn: readonly Transaction[], service: string): void | Promise<void> {
     if (this.#tail !== undefined) {

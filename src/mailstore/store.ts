@@ -8,9 +8,10 @@
 // - UIDVALIDITY of a new mailbox: max(now, previous + 1), one counter per
 //   process (src/lib-storage/mailbox-uidvalidity.c; recorded: INBOX and a
 //   mailbox created seconds later got consecutive values).
-// - \Recent belongs to the first session that opens the mailbox read-write
-//   after the message arrived (LMTP delivery does not claim it, IMAP SELECT
-//   and doveadm do; recorded in flags_old).
+// - \Recent belongs to the first session that opens the mailbox with
+//   MAILBOX_FLAG_DROP_RECENT (IMAP SELECT) after the message arrived; until
+//   then every session sees it (LMTP and doveadm do not claim; recorded in
+//   flags_old).
 // - INBOX is case-insensitive and auto-created when first opened.
 
 import type { MessageFields } from './message.js'
@@ -85,19 +86,27 @@ export class Mailbox {
     this.uidValidity = uidValidity
   }
 
-  /** Dovecot's mailbox open by `session` (read-write): claims the unclaimed recent messages. */
-  open(session: string): void {
+  /**
+   * An open with MAILBOX_FLAG_DROP_RECENT (IMAP SELECT): `session` claims the
+   * unclaimed recent messages, and later sessions no longer see them recent
+   * (src/lib-storage/index/index-sync.c).
+   */
+  claimRecent(session: string): void {
     for (const m of this.messages) if (m.uid >= this.firstRecentUid) this.recentOwner.set(m.uid, session)
     this.firstRecentUid = this.uidNext
   }
 
-  /** Whether `session` sees \Recent on the message. */
-  recentOf(uid: number, session: string): boolean {
-    return this.recentOwner.get(uid) === session
+  /**
+   * Whether `session` sees \Recent on the message: it claimed it, or nobody
+   * has (a session opening without DROP_RECENT, e.g. doveadm, still sees
+   * unclaimed messages as recent; recorded in flags_old).
+   */
+  recentOf(uid: number, session: string | undefined): boolean {
+    return uid >= this.firstRecentUid || (session !== undefined && this.recentOwner.get(uid) === session)
   }
 
-  /** The flags a session sees: stored flags plus \Recent when it claimed it. */
-  flagsSeenBy(m: StoredMessage, session: string): number {
+  /** The flags a session sees: stored flags plus \Recent. */
+  flagsSeenBy(m: StoredMessage, session: string | undefined): number {
     return this.recentOf(m.uid, session) ? m.flags | MAIL_RECENT : m.flags
   }
 
@@ -105,8 +114,10 @@ export class Mailbox {
     return this.messages.find((m) => m.uid === uid)
   }
 
-  addKeywords(keywords: readonly string[]): void {
+  /** Registers keywords in the mailbox's keyword list; returns them in that list's order (mail_get_keywords order). */
+  addKeywords(keywords: readonly string[]): string[] {
     for (const k of keywords) if (!this.keywords.includes(k)) this.keywords.push(k)
+    return this.keywords.filter((k) => keywords.includes(k))
   }
 
   /** Appends a saved message (UIDNEXT grows). */
@@ -114,14 +125,13 @@ export class Mailbox {
     const m: StoredMessage = {
       uid: this.uidNext++,
       flags: flags & SETTABLE_FLAGS,
-      keywords: [...keywords],
+      keywords: this.addKeywords(keywords),
       eml,
       fields,
       savedAt,
       modseq: ++this.highestModseq,
     }
     this.messages.push(m)
-    this.addKeywords(keywords)
     return m
   }
 
@@ -138,7 +148,7 @@ export class Mailbox {
     let unseen = 0
     let firstUnseenSeq = 0
     this.messages.forEach((m, i) => {
-      if (m.uid >= this.firstRecentUid || (session !== undefined && this.recentOf(m.uid, session))) recent++
+      if (this.recentOf(m.uid, session)) recent++
       if ((m.flags & MAIL_SEEN) === 0) {
         unseen++
         if (firstUnseenSeq === 0) firstUnseenSeq = i + 1
