@@ -9,16 +9,39 @@
 // lua_tostring() of two tables, i.e. NULL (spec §3, recorded SIGSEGV).
 // dovepush logs an error saying so and answers as the code intended (by
 // username, with __lt/__le swapped as in Dovecot), so the run goes on.
+//
+// mailbox() and metadata_* work on the user's simulated mail (mailbox.ts has
+// the storage and attribute rules). metadata_* are server metadata: the key
+// "/private/k" is INBOX's attribute "/private/vendor/vendor.dovecot/pvt/server/k",
+// read through INBOX opened read-only (get) or read-write (set, unset, list),
+// each call with its own INBOX (mail-user-lua.c). Error texts are Dovecot's,
+// including set/unset's "Cannot get attribute: …" (sic). mail_namespace_find
+// cannot fail with the one prefix-"" namespace imitated, so "No namespace
+// found for mailbox" never happens.
 
 import { hostname } from 'node:os'
 import type { LuaThread } from '../engine.js'
 import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { LuaObjects } from '../objects.js'
 import type { UserStore } from '../../mailstore/store.js'
-import { checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
+import { checkInteger, checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
+import {
+  attributeGet, attributeList, attributeSet, cString, MAILBOX_FLAG_READONLY, MailboxState, PVT_SERVER, registerMailbox,
+  storageErrorText, uint32, userMetadataKey,
+} from './mailbox.js'
 import { type VarExpandUser, varExpand23, varExpand24 } from './var-expand.js'
 
 const USER = 'struct mail_user'
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+const isUtf8 = (b: Uint8Array): boolean => {
+  try {
+    strictUtf8.decode(b)
+    return true
+  } catch {
+    return false
+  }
+}
 
 /** What Dovecot knows about the mail user of a session. */
 export interface MailUser {
@@ -50,12 +73,48 @@ export function registerUser(env: LuaEnv): UserBinding {
   const { api, L } = env
   const objects = new LuaObjects<MailUser>(api, L, 'mail_user')
 
-  const self = (SL: LuaThread, n: number): MailUser => {
-    requireArgs(api, SL, n)
+  const mailboxes = registerMailbox(env)
+
+  /** lua_check_storage_mail_user(L, 1). */
+  const userAt = (SL: LuaThread): MailUser => {
     checkObject(api, SL, 1, USER)
     const u = objects.get(SL, 1)
     if (u === undefined) return dluaError(api, SL, `Bad argument #1, expected ${USER} got table`)
     return u
+  }
+  const self = (SL: LuaThread, n: number): MailUser => {
+    requireArgs(api, SL, n)
+    return userAt(SL)
+  }
+
+  /** The INBOX user metadata lives in, opened: "Cannot open INBOX: …" otherwise. */
+  const openInbox = (SL: LuaThread, u: MailUser, flags: number): MailboxState => {
+    const inbox = new MailboxState(u, 'INBOX', flags)
+    try {
+      inbox.open()
+    } catch (err) {
+      return dluaError(api, SL, `Cannot open INBOX: ${storageErrorText(err)}`)
+    }
+    return inbox
+  }
+  /** A user key mapped under vendor/vendor.dovecot/pvt/server/, or Dovecot's prefix error. */
+  const serverKey = (SL: LuaThread, key: string): string => {
+    try {
+      return userMetadataKey(key)
+    } catch (err) {
+      return dluaError(api, SL, storageErrorText(err))
+    }
+  }
+  /** metadata_set and metadata_unset (lua_storage_mail_user_set_metadata_unset). */
+  const setUnset = (SL: LuaThread, u: MailUser, key: string, value: Uint8Array | undefined): number => {
+    const mapped = serverKey(SL, key)
+    const inbox = openInbox(SL, u, 0)
+    try {
+      attributeSet(inbox, mapped, value)
+    } catch (err) {
+      return dluaError(api, SL, `Cannot get attribute: ${storageErrorText(err)}`)
+    }
+    return 0
   }
 
   const expandContext = (u: MailUser): VarExpandUser => ({
@@ -85,9 +144,6 @@ export function registerUser(env: LuaEnv): UserBinding {
     api.pushboolean(SL, op === '==' ? cmp === 0 : op === '<' ? cmp <= 0 : cmp < 0)
     return 1
   }
-
-  const notYet = (what: string) => (SL: LuaThread): number =>
-    api.raise(SL, `${what} is not available in dovepush yet: it needs the simulated mail store (mailboxes and metadata), which comes in a later version`)
 
   const userMethods: LuaMethods = {
     __tostring: (SL) => {
@@ -123,12 +179,72 @@ export function registerUser(env: LuaEnv): UserBinding {
     },
     mailbox: (SL) => {
       requireArgsIn(api, SL, 2, 3)
-      return notYet('user:mailbox()')(SL)
+      const u = userAt(SL)
+      const name = cString(checkString(api, SL, 2))
+      const flags = api.gettop(SL) >= 3 ? uint32(checkInteger(api, SL, 3)) : 0
+      const bytes = api.tobytes(SL, 2)!
+      const nul = bytes.indexOf(0)
+      if (!isUtf8(nul < 0 ? bytes : bytes.subarray(0, nul))) {
+        return dluaError(api, SL, `user:mailbox(): the name is not valid UTF-8, which aborts Dovecot 2.3.19 (i_assert(uni_utf8_str_is_valid(vname)) in mailbox_alloc)`)
+      }
+      mailboxes.push(SL, u, name, flags)
+      return 1
     },
-    metadata_get: notYet('user:metadata_get()'),
-    metadata_set: notYet('user:metadata_set()'),
-    metadata_unset: notYet('user:metadata_unset()'),
-    metadata_list: notYet('user:metadata_list()'),
+    metadata_get: (SL) => {
+      const top = api.gettop(SL)
+      if (top < 2) return dluaError(api, SL, 'expecting at least 1 parameter')
+      const u = userAt(SL)
+      const inbox = openInbox(SL, u, MAILBOX_FLAG_READONLY)
+      for (let i = 2; i <= top; i++) {
+        const key = api.tostring(SL, i)
+        if (key === undefined) return dluaError(api, SL, `expected string at #${i}`)
+        const mapped = serverKey(SL, cString(key))
+        let v: string | undefined
+        try {
+          v = attributeGet(inbox, mapped)
+        } catch (err) {
+          return dluaError(api, SL, storageErrorText(err))
+        }
+        if (v === undefined) api.pushnil(SL)
+        else api.pushstring(SL, v)
+      }
+      return top - 1
+    },
+    metadata_set: (SL) => {
+      requireArgs(api, SL, 3)
+      const u = userAt(SL)
+      const key = cString(checkString(api, SL, 2))
+      return setUnset(SL, u, key, api.tobytes(SL, 3))
+    },
+    metadata_unset: (SL) => {
+      requireArgs(api, SL, 2)
+      const u = userAt(SL)
+      return setUnset(SL, u, cString(checkString(api, SL, 2)), undefined)
+    },
+    metadata_list: (SL) => {
+      const top = api.gettop(SL)
+      if (top < 2) return dluaError(api, SL, 'expecting at least 1 parameter')
+      const u = userAt(SL)
+      const inbox = openInbox(SL, u, 0)
+      const items: Array<[string, string]> = []
+      for (let i = 2; i <= top; i++) {
+        const prefix = api.tostring(SL, i)
+        if (prefix === undefined) return dluaError(api, SL, `expected string at #${i}`)
+        const mapped = serverKey(SL, cString(prefix))
+        try {
+          items.push(...attributeList(inbox, mapped))
+        } catch (err) {
+          return dluaError(api, SL, storageErrorText(err))
+        }
+      }
+      api.createtable(SL, 0, items.length)
+      for (const [k, v] of items) {
+        api.pushstring(SL, v)
+        // the first vendor/vendor.dovecot/pvt/server/ in the key is cut out (strstr + memmove)
+        api.setfield(SL, -2, k.replace(PVT_SERVER, ''))
+      }
+      return 1
+    },
   }
 
   pushMethodTable(env, USER, userMethods, 'mail_user:')
