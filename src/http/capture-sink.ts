@@ -13,7 +13,7 @@ export interface CapturedRequest {
   readonly method: string
   /** The URL the script asked for (http://<Host><path>). */
   readonly url: string
-  /** Header names and values as received, in order; Authorization values redacted. */
+  /** Header names and values as received, in order; Authorization values redacted unless `redact: false`. */
   readonly headers: ReadonlyArray<readonly [string, string]>
   readonly body: string
   readonly body_len: number
@@ -25,12 +25,18 @@ export interface HttpTarget {
   readonly port: number
 }
 
+export interface CaptureSinkOptions {
+  /** Replace Authorization values with "(redacted)" (default true: the CLI prints and logs them; the testing kit asserts on them). */
+  readonly redact?: boolean
+}
+
 export class CaptureSink {
   readonly requests: CapturedRequest[] = []
   readonly #server: Server
   #port = 0
 
-  constructor() {
+  constructor(options: CaptureSinkOptions = {}) {
+    const redact = options.redact ?? true
     this.#server = createServer((req, res) => {
       const chunks: Buffer[] = []
       req.on('data', (c: Buffer) => chunks.push(c))
@@ -40,7 +46,7 @@ export class CaptureSink {
         for (let i = 0; i < req.rawHeaders.length; i += 2) {
           const name = req.rawHeaders[i]!
           // secrets never reach a log: credentials are redacted
-          headers.push([name, /^(authorization|proxy-authorization)$/i.test(name) ? '(redacted)' : req.rawHeaders[i + 1]!])
+          headers.push([name, redact && /^(authorization|proxy-authorization)$/i.test(name) ? '(redacted)' : req.rawHeaders[i + 1]!])
         }
         this.requests.push({ method: req.method ?? '', url: `http://${req.headers.host ?? ''}${req.url ?? ''}`, headers, body: body.toString('utf8'), body_len: body.length })
         res.writeHead(200, 'OK', { 'Content-Length': '0' })

@@ -55,7 +55,7 @@ export interface SinkRequest {
   readonly url: string
   /** Path and query. */
   readonly path: string
-  /** Header names and values as received, in order (Authorization redacted). */
+  /** Header names and values as received, in order (Authorization included: tests may check it). */
   readonly headers: ReadonlyArray<readonly [string, string]>
   readonly body: string
   /** A header's value (case-insensitive), undefined when absent. */
@@ -226,7 +226,7 @@ export async function createTestHost(o: TestHostOptions): Promise<TestHost> {
   const engine = await createEngine(o.engine ?? 'wasmoon')
   const syntax = checkScriptSyntax(engine, script)
   if (syntax !== undefined) throw new ScriptLoadError(syntax)
-  const sink = new CaptureSink()
+  const sink = new CaptureSink({ redact: false })
   const target = await sink.start()
   const sinkUrl = `http://${target.host}:${target.port}`
   const base = expandSink(o.settings ?? {}, sinkUrl)
