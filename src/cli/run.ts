@@ -79,6 +79,12 @@ function httpLogFlag(flags: Record<string, unknown>): string | undefined {
 }
 
 export async function runCommand(script: string, flags: Record<string, unknown>): Promise<number> {
+  if (flags.scenario !== undefined) {
+    // one scenario file with this script instead of NDJSON transactions (src/cli/test.ts)
+    if (flags.events !== undefined) throw new InvalidArgumentError('--scenario and --events: give one (a scenario makes its own transactions)')
+    const { scenarioRunCommand } = await import('./test.js')
+    return scenarioRunCommand(script, String(flags.scenario), flags)
+  }
   return run(normalizeRunOptions(script, flags))
 }
 
