@@ -28,6 +28,21 @@ export type { ScriptCall } from '../drivers/lua.js'
 export type { ActionResult, Actor, AppendItem, DeliverOptions, MessageInput, StoreOp, UidSet } from '../mailstore/actions.js'
 export type { SimpleMessage, MessageFields } from '../mailstore/message.js'
 export { MailStore } from '../mailstore/store.js'
+export { loadScenario, runScenario, type Scenario, type ScenarioResult, type RunScenarioOptions } from '../sources/scenario.js'
+export {
+  checkExpectations,
+  formatMismatches,
+  matchCalls,
+  matchLogs,
+  matchNoErrors,
+  matchRequests,
+  subsetDiff,
+  type CallExpectation,
+  type Expectations,
+  type LogExpectation,
+  type Mismatch,
+  type RequestExpectation,
+} from './expect.js'
 
 export interface TestHostOptions {
   /** The Lua script (path). */
