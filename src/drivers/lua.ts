@@ -20,6 +20,7 @@ import { type LuaEngine, type LuaThread, LuaType } from '../lua/engine.js'
 import { createEnvironment, type EnvironmentOptions, type LuaEnvironment } from '../lua/environment.js'
 import type { DovecotVersion } from '../lua/env.js'
 import type { HttpTarget } from '../http/capture-sink.js'
+import type { HttpRequestReport } from '../lua/dovecot/http.js'
 
 export const BEGIN_TXN = 'dovecot_lua_notify_begin_txn'
 export const END_TXN = 'dovecot_lua_notify_end_txn'
@@ -438,6 +439,14 @@ export interface LuaDriversOptions {
   readonly httpTarget?: HttpTarget
   /** Told of every call into the script (scenarios, the testing kit). */
   readonly onCall?: (call: ScriptCall) => void
+  /** Told of every finished dovecot.http request a script made (`dovepush serve`); nothing is timed when unset. */
+  readonly onHttpRequest?: (request: ScriptHttpRequest) => void
+}
+
+/** A dovecot.http request a script made, with its session. */
+export interface ScriptHttpRequest extends HttpRequestReport {
+  readonly user: string
+  readonly session: string
 }
 
 /** `push_notification_driver = lua:file=<script>`: one Lua driver per session. */
@@ -456,8 +465,13 @@ export function luaDrivers(o: LuaDriversOptions): DriverFactory {
       ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),
       ...(o.httpTarget !== undefined ? { httpTarget: o.httpTarget } : {}),
       ...(o.onCall !== undefined ? { onCall: o.onCall, user: ctx.user, sessionId: ctx.sessionId } : {}),
+      ...(o.onHttpRequest !== undefined ? { onHttpRequest: sessionHttpObserver(o.onHttpRequest, ctx.user, ctx.sessionId) } : {}),
     }),
   ]
+}
+
+function sessionHttpObserver(on: (r: ScriptHttpRequest) => void, user: string, session: string): (r: HttpRequestReport) => void {
+  return (r) => on({ user, session, ...r })
 }
 
 /** A Host whose sessions run one Lua script: what `dovepush run` uses. */

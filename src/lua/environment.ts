@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { HttpTarget } from '../http/capture-sink.js'
 import { LuaCaller } from './call.js'
 import { registerDovecot } from './dovecot/dovecot.js'
-import { pushHttp } from './dovecot/http.js'
+import { type HttpRequestReport, pushHttp } from './dovecot/http.js'
 import { registerUser, type UserBinding } from './dovecot/user.js'
 import type { LuaEngine } from './engine.js'
 import type { DovecotVersion, LuaEnv } from './env.js'
@@ -37,6 +37,8 @@ export interface EnvironmentOptions {
   readonly processEnv?: NodeJS.ProcessEnv
   /** `--http capture`: where script HTTP connections go. */
   readonly httpTarget?: HttpTarget
+  /** Told of every finished dovecot.http request (URL without credentials); nothing is timed when unset. */
+  readonly onHttpRequest?: (r: HttpRequestReport) => void
 }
 
 export interface LuaEnvironment extends LuaEnv {
@@ -74,7 +76,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
     registerOs(api, L, { env: options.processEnv ?? process.env })
     registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
     registerBuiltinModules(env, BUILTIN_MODULES)
-    registerDovecot(env, (events) => pushHttp(env, events))
+    registerDovecot(env, (events) => pushHttp(env, events, options.onHttpRequest))
     const user = registerUser(env)
     return { ...env, user, gcRef }
   } catch (err) {

@@ -288,7 +288,7 @@ export class MailSimulator {
     })
   }
 
-  /** SUBSCRIBE (the mailbox need not exist; already subscribed: nothing, as mailbox_set_subscribed). */
+  /** SUBSCRIBE (IMAP: the mailbox must exist, doveadm: need not; already subscribed: nothing, as mailbox_set_subscribed). */
   async subscribe(a: Actor & { mailbox: string }): Promise<ActionResult> {
     return this.#subscription(a, true)
   }
@@ -439,6 +439,8 @@ export class MailSimulator {
     return this.#with(a, async (s) => {
       const subs = this.#user(s.user).subscriptions
       const name = UserStoreName(a.mailbox)
+      // IMAP SUBSCRIBE checks the mailbox exists (cmd-subscribe.c); doveadm and UNSUBSCRIBE do not
+      if (on && s.service !== 'doveadm' && !this.#user(s.user).exists(name)) throw new MailActionError(`NO Mailbox doesn't exist: ${a.mailbox}`)
       if (subs.has(name) === on) return { ok: true, uids: [] }
       if (on) subs.add(name)
       else subs.delete(name)

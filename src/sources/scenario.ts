@@ -18,6 +18,7 @@ import type { ErrorObject, ValidateFunction } from 'ajv'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { type Document, LineCounter, parseDocument } from 'yaml'
 import { InputError, InvalidArgumentError, MailActionError, ScriptLoadError } from '../errors.js'
+import type { TransactionUnit } from '../events/types.js'
 import type { EngineName } from '../lua/engine.js'
 import type { DovecotVersion } from '../lua/env.js'
 import type { ActionResult, Actor, AppendItem, DeliverOptions, MessageInput, StoreOp, UidSet } from '../mailstore/actions.js'
@@ -112,6 +113,8 @@ export interface RunScenarioOptions {
   readonly echoLogs?: boolean
   /** Per-call Lua limit, ms (default 5000). */
   readonly callTimeoutMs?: number
+  /** Told of every transaction the actions hand the host (the conformance run compares them with a real Dovecot's). */
+  readonly onTransaction?: (unit: TransactionUnit) => void
 }
 
 /** One problem of a scenario file: where (a path like `steps[3].store`, and the line in a YAML file) and what. */
@@ -633,6 +636,14 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     return result(undefined)
   }
 
+  const onTransaction = options.onTransaction
+  if (onTransaction !== undefined) {
+    const submit = t.host.submit.bind(t.host)
+    t.host.submit = (unit) => {
+      onTransaction(unit)
+      return submit(unit)
+    }
+  }
   let stopped = false
   try {
     for (const step of scenario.steps) {

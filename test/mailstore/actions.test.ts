@@ -222,6 +222,14 @@ describe('mailbox events', () => {
     ])
   })
 
+  it('IMAP SUBSCRIBE of a missing mailbox is refused (cmd-subscribe.c); doveadm subscribes anyway', async () => {
+    const { sim, units } = withInbox(0)
+    await expect(sim.subscribe({ user: ALICE, mailbox: 'NotThere' })).rejects.toThrow("NO Mailbox doesn't exist: NotThere")
+    expect(units).toEqual([])
+    await sim.subscribe({ user: ALICE, service: 'doveadm', mailbox: 'NotThere' })
+    expect(units.map((u) => events(u))).toEqual([[{ name: 'MailboxSubscribe', mailbox: 'NotThere' }]])
+  })
+
   it('creating an existing mailbox is refused', async () => {
     const { sim } = withInbox(0)
     await expect(sim.create({ user: ALICE, mailbox: 'inbox' })).rejects.toMatchObject({ code: 'DOVEPUSH_ERR_MAIL_ACTION', message: 'Mailbox already exists' })

@@ -34,7 +34,18 @@ import { LuaObjects } from '../objects.js'
 import { checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 import type { EventAccess, EventState } from './event.js'
 import { type Http24Values, type HttpClientSettings, readSettings24 } from './http-settings.js'
-import { type ClientState, parseHttpUrl, perform, type RequestState, type ResponseState, urlHost, urlPort } from './http-transport.js'
+import { type ClientState, parseHttpUrl, perform, redact, type RequestState, type ResponseState, urlHost, urlPort } from './http-transport.js'
+
+/** One finished `rq:submit()`, for an observer (e.g. `dovepush serve`'s metrics): the URL without credentials. */
+export interface HttpRequestReport {
+  readonly method: string
+  readonly url: string
+  /** The final status (after redirects and retries), 9xxx for Dovecot's internal failures. */
+  readonly status: number
+  readonly reason: string
+  /** From submit() to the response, in milliseconds. */
+  readonly ms: number
+}
 
 // ---------------------------------------------------------------------------
 // Client settings
@@ -118,8 +129,8 @@ function requestEvent(parent: EventState, id: number, method: string, url: URL):
 const childEvent = (parent: EventState, prefix: string): EventState =>
   ({ parent, name: undefined, prefix, replacesPrefix: false, alwaysLogSource: false, fields: {} })
 
-/** Pushes `dovecot.http` = `{ client = <function> }`. */
-export function pushHttp(env: LuaEnv, events?: EventAccess): void {
+/** Pushes `dovecot.http` = `{ client = <function> }`; `onRequest` is told of every finished submit(). */
+export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: HttpRequestReport) => void): void {
   const { api, L } = env
   const v24 = env.dovecot === '2.4'
   let clientIds = 0
@@ -212,7 +223,16 @@ export function pushHttp(env: LuaEnv, events?: EventAccess): void {
     submit(SL) {
       requireArgs(api, SL, 1)
       const rq = self(SL, requests, 'struct http_client_request')
-      const promise = perform(env, rq).then(
+      const t0 = onRequest !== undefined ? performance.now() : 0
+      const sent = onRequest === undefined ? perform(env, rq) : perform(env, rq).then((res) => {
+        try {
+          onRequest({ method: rq.method, url: redact(rq.url), status: res.status, reason: res.reason, ms: performance.now() - t0 })
+        } catch {
+          // an observer's failure is not the script's
+        }
+        return res
+      })
+      const promise = sent.then(
         (res): ResumeValues => (RL) => {
           pushObject(RL, responseMethods, 'http_response.', () => responses.pushItem(RL, res))
           return 1
