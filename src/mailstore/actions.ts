@@ -217,13 +217,10 @@ export class MailSimulator {
   /** IMAP COPY: MessageAppend in the destination's transaction. */
   async copy(a: Actor & { mailbox: string; uids?: UidSet; to: string }): Promise<ActionResult> {
     return this.#with(a, async (s) => {
-      const src = await this.#selectMailbox(s, a.mailbox)
-      const dest = await this.#openMailbox(s.user, s.id, s.service, a.to)
-      const msgs = pickMessages(src, a.uids)
-      if (msgs.length === 0) return { ok: true, uids: [] }
-      const { events, uids } = this.#copyInto(dest, msgs)
-      await this.#submit(s.user, s.id, s.service, events)
-      return { ok: true, uids }
+      const c = await this.#copyFrom(s, a)
+      if (c === undefined) return { ok: true, uids: [] }
+      await this.#submit(s.user, s.id, s.service, c.events)
+      return { ok: true, uids: c.uids }
     })
   }
 
@@ -234,23 +231,20 @@ export class MailSimulator {
    */
   async move(a: Actor & { mailbox: string; uids?: UidSet; to: string }): Promise<ActionResult> {
     return this.#with(a, async (s) => {
-      const src = await this.#selectMailbox(s, a.mailbox)
-      const dest = await this.#openMailbox(s.user, s.id, s.service, a.to)
-      const msgs = pickMessages(src, a.uids)
-      if (msgs.length === 0) return { ok: true, uids: [] }
-      const { events, uids } = this.#copyInto(dest, msgs)
-      const expunged = msgs.map((m) => messageEvent('MessageExpunge', src, m))
-      for (const m of msgs) src.expunge(m.uid)
+      const c = await this.#copyFrom(s, a)
+      if (c === undefined) return { ok: true, uids: [] }
+      const expunged = c.msgs.map((m) => messageEvent('MessageExpunge', c.src, m))
+      for (const m of c.msgs) c.src.expunge(m.uid)
       await this.#target.submit({
         user: s.user,
         service: s.service,
         session: s.id,
         transactions: [
-          { user: s.user, committed: true, events },
+          { user: s.user, committed: true, events: c.events },
           { user: s.user, committed: true, events: expunged },
         ],
       })
-      return { ok: true, uids }
+      return { ok: true, uids: c.uids }
     })
   }
 
@@ -424,15 +418,20 @@ export class MailSimulator {
     return { ok: true, uids }
   }
 
-  #copyInto(dest: Mailbox, msgs: readonly StoredMessage[]): { events: PushEvent[]; uids: number[] } {
+  /** The messages of a COPY/MOVE saved into the destination (undefined when none match): their MessageAppend events. */
+  async #copyFrom(s: LiveSession, a: { mailbox: string; uids?: UidSet; to: string }): Promise<{ src: Mailbox; msgs: StoredMessage[]; events: PushEvent[]; uids: number[] } | undefined> {
+    const src = await this.#selectMailbox(s, a.mailbox)
+    const dest = await this.#openMailbox(s.user, s.id, s.service, a.to)
+    const msgs = pickMessages(src, a.uids)
+    if (msgs.length === 0) return undefined
     const events: PushEvent[] = []
     const uids: number[] = []
-    for (const src of msgs) {
-      const m = dest.save(src.eml, src.fields, src.flags, src.keywords, src.savedAt)
-      uids.push(m.uid)
-      events.push(savedEvent('MessageAppend', dest, m))
+    for (const m of msgs) {
+      const copy = dest.save(m.eml, m.fields, m.flags, m.keywords, m.savedAt)
+      uids.push(copy.uid)
+      events.push(savedEvent('MessageAppend', dest, copy))
     }
-    return { events, uids }
+    return { src, msgs, events, uids }
   }
 
   async #subscription(a: Actor & { mailbox: string }, on: boolean): Promise<ActionResult> {
