@@ -60,7 +60,7 @@ interface Line {
   readonly transactions: readonly { committed: boolean; events: readonly Record<string, unknown>[] }[]
 }
 
-function toLine(u: TransactionUnit | Record<string, unknown>): Line {
+export function toLine(u: TransactionUnit | Record<string, unknown>): Line {
   const o = u as Record<string, unknown>
   const txns = (o.transactions as Record<string, unknown>[] | undefined) ?? [o]
   return {
@@ -72,7 +72,7 @@ function toLine(u: TransactionUnit | Record<string, unknown>): Line {
 }
 
 /** Text lines to diff: session ids as S1, S2… in order of appearance, UIDVALIDITY left out, keys sorted. */
-function render(lines: readonly Line[]): string[] {
+export function render(lines: readonly Line[]): string[] {
   const sessions = new Map<string, string>()
   return lines.map((l) => {
     if (!sessions.has(l.session)) sessions.set(l.session, `S${sessions.size + 1}`)
@@ -84,7 +84,7 @@ function render(lines: readonly Line[]): string[] {
   })
 }
 
-function renderRequests(rs: readonly { method: string; url: string; headers: ReadonlyArray<readonly [string, string]>; body: string }[]): string[] {
+export function renderRequests(rs: readonly { method: string; url: string; headers: ReadonlyArray<readonly [string, string]>; body: string }[]): string[] {
   return rs.map((r) => {
     const u = new URL(r.url)
     const headers = r.headers.filter(([n]) => !/^(host|date|content-length|connection|user-agent)$/i.test(n)).map(([n, v]) => `${n.toLowerCase()}: ${v}`)
