@@ -95,3 +95,7 @@ console.log(`replay wasmoon ${fmt(RSS_N)} transactions: ${fmt(rate1m)}/s, peak R
 console.log(`target wasmoon ≥ 100,000/s: ${results.wasmoon >= 100_000 ? 'met' : 'NOT met'}`)
 mkdirSync(here('./baselines'), { recursive: true })
 writeFileSync(here('./baselines/replay-latest.json'), JSON.stringify(results, null, 2) + '\n')
+
+// dovecot.http: one POST per event vs raw undici (bench/http.bench.js)
+const { runHttpBench } = await import('./http.bench.js')
+await runHttpBench()

@@ -1,13 +1,28 @@
-// The transport behind dovecot.http (http.ts): one undici Agent per client,
-// one attempt per send with Dovecot's per-attempt timer, retries and
-// redirects as lib-http does them, and network failures turned into
-// Dovecot's internal 9xxx statuses with its wording. Kept apart from the Lua
-// bindings so the transport can change (see http.ts about the wire order
-// undici cannot reproduce) without touching what scripts see.
+// The transport behind dovecot.http (http.ts): node:http / node:https with
+// one keep-alive http.Agent / https.Agent per client object (one connection
+// pool per client), one attempt per send with Dovecot's per-attempt timer,
+// retries and redirects as lib-http does them, and network failures turned
+// into Dovecot's internal 9xxx statuses with its wording.
+//
+// node:http rather than undici because the request head must be Dovecot's,
+// byte for byte: headers given as an array of [name, value] pairs with
+// `setHost: false` are written exactly as given (names' case, order, values),
+// and node:http lets `Expect: 100-continue` through and reports the server's
+// `100 Continue` ('continue' event). undici writes host / connection /
+// content-length itself (lowercase, its own order) and refuses Expect.
+//
+// The head, as http_client_request_send_real (src/lib-http/http-client-request.c,
+// 2.3.19.1, lines 1346-1420) builds it: Host, Date, Authorization (user:pass@
+// in the URL), User-Agent (user_agent set), Expect: 100-continue (payload_sync),
+// Content-Length (a payload was set, or POST/PUT), Connection: Keep-Alive,
+// each left out when the script added a header of that name; then the
+// script's headers in the order added.
 
 import { Buffer } from 'node:buffer'
-import { Agent, type Dispatcher, errors } from 'undici'
-import { type HttpTarget, redirectConnect } from '../../http/capture-sink.js'
+import * as http from 'node:http'
+import * as https from 'node:https'
+import type { Socket } from 'node:net'
+import type { HttpTarget } from '../../http/capture-sink.js'
 import type { LuaEnv } from '../env.js'
 import type { EventState } from './event.js'
 import { type Http24Values, type HttpClientSettings, requestLimits } from './http-settings.js'
@@ -15,10 +30,24 @@ import { type Http24Values, type HttpClientSettings, requestLimits } from './htt
 export const DEFAULT_REQUEST_TIMEOUT_MSECS = 60_000
 /** setTimeout's limit; longer (e.g. 2.4 "infinite" = UINT_MAX) means no timer. */
 export const MAX_TIMER_MS = 0x7fffffff
+/**
+ * How long a request with `Expect: 100-continue` waits for `100 Continue`
+ * before sending its payload anyway: HTTP_CLIENT_CONTINUE_TIMEOUT_MSECS
+ * (src/lib-http/http-client-private.h line 13, 2.3.19.1 and 2.4: `(1000*2)`).
+ */
+export const CONTINUE_TIMEOUT_MSECS = 2000
+/** Idle keep-alive connections are closed after this unless max_idle_time(_msecs) is set (Dovecot: 0 = never; the server usually closes first). */
+export const DEFAULT_IDLE_MSECS = 4000
+
+/** A client's connection pools: made at its first request. */
+export interface ClientAgents {
+  http?: http.Agent
+  https?: https.Agent
+}
 
 export interface ClientState {
   readonly settings: HttpClientSettings
-  agent: Agent | undefined
+  agent: ClientAgents | undefined
   /** 2.4: the parsed http_client settings (per-method limits are read from them). */
   readonly v24?: Http24Values
   /** 2.4: the client's event ("http-client[N]: "), parent of its requests' events. */
@@ -29,10 +58,17 @@ export interface RequestState {
   readonly client: ClientState
   readonly url: URL
   readonly method: string
-  /** The script's headers in order, as given. */
+  /** The script's headers in order, as given (a name added twice keeps its first place and takes the new value). */
   readonly headers: Array<[string, string]>
+  /**
+   * Lowercase names ever added: Dovecot marks Host, Date, Authorization,
+   * User-Agent, Expect, Connection, Content-Length and Transfer-Encoding as
+   * present at add_header and remove_header does not clear the mark
+   * (http_client_request_add_header_full), so its own line stays left out.
+   */
+  readonly added: Set<string>
   payload: Uint8Array | undefined
-  /** 2.4 set_payload's 2nd argument (Expect: 100-continue, which undici cannot send). */
+  /** 2.4 set_payload's 2nd argument (Expect: 100-continue). */
   synchronous: boolean
   /** 2.4: the request's event (get_event). */
   event?: EventState
@@ -57,7 +93,26 @@ export const ERR_CONNECTION_LOST = 9005
 export const ERR_BAD_RESPONSE = 9007
 export const ERR_TIMED_OUT = 9008
 
-class AttemptTimeout extends Error {}
+/** The attempt's request_timeout_msecs ran out. */
+class AttemptTimeout extends Error {
+  constructor(readonly connectedAt: number | undefined) {
+    super('timeout')
+  }
+}
+
+/** Setting up the connection failed in a way net does not report: connect_timeout_msecs ran out (TCP connect, or the TLS handshake after it), or the peer hung up during the handshake. */
+class ConnectFailed extends Error {
+  constructor(readonly text: string) {
+    super(text)
+  }
+}
+
+/** The connection broke after it was set up: Dovecot's "Connection lost: <detail>". */
+class ConnectionLost extends Error {
+  constructor(readonly detail: string, readonly connectedAt: number | undefined) {
+    super(detail)
+  }
+}
 
 interface Failure {
   status: number
@@ -100,13 +155,28 @@ export function urlHost(url: URL): string {
   return url.hostname.replace(/^\[(.*)\]$/, '$1')
 }
 
-/** Maps an undici / Node error to Dovecot's status and reason. */
-export function classify(err: unknown, url: URL, timing: () => string): Failure {
+export function fmtSecs(ms: number): string {
+  const m = Math.max(0, Math.round(ms))
+  return `${Math.floor(m / 1000)}.${String(m % 1000).padStart(3, '0')}`
+}
+
+/** Maps a transport / Node error to Dovecot's status and reason. */
+export function classify(err: unknown, url: URL, timing: (connectedAt?: number) => string): Failure {
   if (err instanceof AttemptTimeout) {
-    return { status: ERR_TIMED_OUT, reason: `Request timed out (${timing()})`, retryable: true }
+    return { status: ERR_TIMED_OUT, reason: `Request timed out (${timing(err.connectedAt)})`, retryable: true }
   }
-  const code = errCode(err)
-  const e = err as { address?: unknown; port?: unknown; message?: unknown }
+  if (err instanceof ConnectFailed) {
+    return { status: ERR_CONNECT_FAILED, reason: err.text, retryable: true }
+  }
+  if (err instanceof ConnectionLost) {
+    // http_client_connection_lost: "Connection lost: <detail> (<timing>)"
+    return { status: ERR_CONNECTION_LOST, reason: `Connection lost: ${err.detail} (${timing(err.connectedAt)})`, retryable: true }
+  }
+  // net's autoSelectFamily: every address failed; Dovecot reports the last one it tried
+  const errs = (err as { errors?: unknown }).errors
+  const last = Array.isArray(errs) && errs.length > 0 ? errs[errs.length - 1] as unknown : err
+  const code = errCode(err) ?? errCode(last)
+  const e = last as { address?: unknown; port?: unknown; message?: unknown }
   const host = urlHost(url)
   if (code === 'ENOTFOUND' || code === 'EAI_NONAME' || code === 'EAI_AGAIN' || code === 'EAI_FAIL' || code === 'EAI_NODATA') {
     // Dovecot 2.3.19 in a mail process fails every lookup with
@@ -116,11 +186,6 @@ export function classify(err: unknown, url: URL, timing: () => string): Failure 
     const text = code === 'EAI_AGAIN' ? 'Temporary failure in name resolution' : 'Name or service not known'
     return { status: ERR_HOST_LOOKUP_FAILED, reason: `Failed to lookup host ${host}: ${text}`, retryable: false }
   }
-  if (err instanceof errors.ConnectTimeoutError) {
-    // Dovecot: "connect(%s) failed: Connection timed out in %u.%03u secs";
-    // undici does not tell the address tried, nor the time: the URL's host is used.
-    return { status: ERR_CONNECT_FAILED, reason: `connect(${peerAddr(host, urlPort(url))}) failed: Connection timed out`, retryable: true }
-  }
   if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL' ||
     (code === 'ETIMEDOUT' && typeof e.address === 'string')) {
     const ip = typeof e.address === 'string' ? e.address : host
@@ -129,21 +194,20 @@ export function classify(err: unknown, url: URL, timing: () => string): Failure 
   }
   if (code !== undefined && /^ERR_TLS_|^ERR_SSL_|CERT|^DEPTH_ZERO|^SELF_SIGNED|^UNABLE_TO_/.test(code)) {
     // TLS handshake / certificate failures: 9003 (spec §7.3); Dovecot's text differs (OpenSSL's words).
-    return { status: ERR_CONNECT_FAILED, reason: `connect(${peerAddr(host, urlPort(url))}) failed: ${String(e.message ?? code)}`, retryable: false }
+    return { status: ERR_CONNECT_FAILED, reason: `connect(${peerAddr(host, urlPort(url))}) failed: ${String((err as Error).message ?? code)}`, retryable: false }
   }
-  if (err instanceof errors.HTTPParserError || err instanceof errors.ResponseContentLengthMismatchError) {
-    // Dovecot's parser words differ ("… Invalid HTTP response …"); the kind (9007) matches.
-    return { status: ERR_BAD_RESPONSE, reason: `Invalid HTTP response: ${String(e.message ?? 'parse error')}`, retryable: false }
+  if (code !== undefined && code.startsWith('HPE_')) {
+    // Node's response parser (llhttp). Dovecot's parser words differ
+    // ("… Invalid HTTP response …"); the kind (9007) matches.
+    return { status: ERR_BAD_RESPONSE, reason: `Invalid HTTP response: ${String((err as Error).message ?? 'parse error')}`, retryable: false }
   }
-  if (err instanceof errors.SocketError || code === 'ECONNRESET' || code === 'EPIPE' || err instanceof errors.ClientClosedError) {
-    // http_client_connection_lost: "Connection lost: <detail> (<timing>)".
-    // Dovecot's detail is its stream error (e.g. "Remote disconnected" for
-    // EPIPE/ECONNRESET on write, "read(…) failed: EOF"); ours is approximate.
-    const detail = code === 'ECONNRESET' || code === 'EPIPE' ? 'Remote disconnected' : 'read() failed: EOF'
-    return { status: ERR_CONNECTION_LOST, reason: `Connection lost: ${detail} (${timing()})`, retryable: true }
+  if (code === 'ECONNRESET' || code === 'EPIPE') {
+    // lost before the attempt knew its socket (should not happen): Dovecot's wording, no address
+    return { status: ERR_CONNECTION_LOST, reason: `Connection lost: Remote disconnected (${timing()})`, retryable: true }
   }
-  // Anything else (e.g. undici refusing a header value): Dovecot would have
-  // sent the request; there is no faithful status. 9000 "Aborted" + the cause.
+  // Anything else (e.g. node:http refusing a header name or value): Dovecot
+  // would have sent the request (or asserted); there is no faithful status.
+  // 9000 "Aborted" + the cause.
   return { status: ERR_ABORTED, reason: `Aborted: ${err instanceof Error ? err.message : String(err)}`, retryable: false }
 }
 
@@ -184,99 +248,275 @@ export function redact(url: URL): string {
 }
 
 // ---------------------------------------------------------------------------
-// Sending
+// Expect: 100-continue, per peer and per Lua state
+//
+// lib-http keeps, per peer (http_client_peer_shared, in the process-wide
+// client context that every dovecot.http client shares, 2.3 and 2.4):
+// no_payload_sync ("Expect: 100-continue failed before") and
+// seen_100_response ("succeeded before"), http-client-private.h lines
+// 236-237. http-client-connection.c (2.3.19.1):
+// - http_client_connection_next_request, lines 677-680: a request sent to a
+//   peer with no_payload_sync set loses payload_sync, so no Expect header;
+// - lines 700-716: a request with payload_sync to a peer that never answered
+//   100 starts a HTTP_CLIENT_CONTINUE_TIMEOUT_MSECS (2 s) timer after its
+//   header is sent (http-client-request.c lines 1460-1467: the payload waits,
+//   "Waiting for 100-continue");
+// - http_client_connection_continue_timeout, lines 627-648: when it fires,
+//   "Expected 100-continue response timed out; sending payload anyway", and
+//   the peer gets no_payload_sync;
+// - lines 1112-1134: `100 Continue` clears no_payload_sync, sets
+//   seen_100_response and sends the payload; after the timer it is ignored
+//   ("Got 100-continue response after timeout"). Once a peer has answered
+//   100, later requests wait for it with no 2 s timer (request timeout only);
+// - lines 1166-1170 and 1200-1209: a final response before `100 Continue`
+//   ends the request without its payload; a 417 drops Expect for the peer
+//   and retries (http_client_request_try_retry: attempts left, even with
+//   no_auto_retry), else the 417 is the answer.
+// The Lua state stands in for Dovecot's process here.
 
-/** Headers undici refuses or must own; the script's value is dropped (see the header comment). */
-export const UNDICI_OWNED = new Set(['connection', 'expect', 'transfer-encoding', 'keep-alive', 'upgrade', 'content-length'])
+interface PeerState {
+  noPayloadSync: boolean
+  seen100: boolean
+}
+
+const peerStates = new WeakMap<LuaEnv, Map<string, PeerState>>()
+
+function peerState(env: LuaEnv, url: URL): PeerState {
+  let peers = peerStates.get(env)
+  if (peers === undefined) peerStates.set(env, (peers = new Map()))
+  const key = `${url.protocol}//${peerAddr(urlHost(url), urlPort(url))}`
+  let p = peers.get(key)
+  if (p === undefined) peers.set(key, (p = { noPayloadSync: false, seen100: false }))
+  return p
+}
+
+// ---------------------------------------------------------------------------
+// Sending
 
 interface AttemptResult {
   status: number
   reason: string
   headers: Array<[string, string]>
   body: Uint8Array
+  /** The answer came before the payload was sent (Expect: 100-continue). */
+  payloadWithheld: boolean
 }
 
-export function fmtSecs(ms: number): string {
-  const m = Math.max(0, Math.round(ms))
-  return `${Math.floor(m / 1000)}.${String(m % 1000).padStart(3, '0')}`
+interface AttemptSpec {
+  readonly agent: http.Agent
+  /** node:https (TLS) or node:http; capture mode always sends in plain text. */
+  readonly tls: boolean
+  /** Where to connect (the URL's host, or the capture sink). */
+  readonly host: string
+  readonly port: number
+  readonly servername: string | undefined
+  readonly method: string
+  readonly path: string
+  readonly headers: Array<[string, string]>
+  readonly body: Uint8Array | undefined
+  readonly timeoutMs: number
+  readonly connectTimeoutMs: number
+  /** Wait for `100 Continue` before sending the body. */
+  readonly sync: boolean
+  readonly peer: PeerState
 }
 
-export function agentFor(client: ClientState, target: HttpTarget | undefined): Agent {
-  if (client.agent === undefined) {
-    const s = client.settings.uint
-    const requestTimeout = s.request_timeout_msecs || DEFAULT_REQUEST_TIMEOUT_MSECS
-    const connectTimeout = Math.min(s.connect_timeout_msecs || requestTimeout, MAX_TIMER_MS)
-    client.agent = new Agent({
-      // --http capture: every connection goes to the built-in sink
-      connect: target !== undefined ? redirectConnect(target, connectTimeout) : { timeout: connectTimeout },
-      // our own per-attempt timer (request_timeout_msecs) replaces these
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(s.max_idle_time_msecs ? { keepAliveTimeout: s.max_idle_time_msecs } : {}),
-      pipelining: 1,
-    })
-  }
-  return client.agent
+/** When each pooled socket finished connecting (Dovecot's "connected N secs ago"). */
+const connectedAt = new WeakMap<Socket, number>()
+
+export function agentsFor(client: ClientState, tls: boolean): http.Agent {
+  const agents = (client.agent ??= {})
+  const idle = client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS
+  // keep-alive, unlimited sockets (requests of one Lua state are sequential),
+  // `timeout` closes idle pooled sockets (the Agent also honours a server's Keep-Alive: timeout=)
+  const options = { keepAlive: true, timeout: Math.min(idle, MAX_TIMER_MS), scheduling: 'lifo' as const }
+  if (tls) return (agents.https ??= new https.Agent(options))
+  return (agents.http ??= new http.Agent(options))
 }
 
-/** One attempt: dispatch with a timer; resolves with the response or rejects with the cause. */
-export function attempt(agent: Dispatcher, url: URL, method: string, headers: string[], body: Uint8Array | undefined, timeoutMs: number): Promise<AttemptResult> {
+/** Bytes as a latin1 string: node:http writes header text as latin1, so the UTF-8 bytes of the script's string go out unchanged, as Dovecot sends them. */
+function wire(s: string): string {
+  return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
+}
+
+/** One attempt: one request with its timers; resolves with the response or rejects with the cause. */
+export function attempt(spec: AttemptSpec): Promise<AttemptResult> {
   return new Promise<AttemptResult>((resolve, reject) => {
-    let abort: ((err?: Error) => void) | undefined
-    let timedOut = false
     let done = false
-    let status = 0
-    let reason = ''
-    let resHeaders: Array<[string, string]> = []
-    const chunks: Buffer[] = []
-    const finish = (fn: () => void): void => {
+    let socket: Socket | undefined
+    let connectTimer: NodeJS.Timeout | undefined
+    let continueTimer: NodeJS.Timeout | undefined
+    let bodySent = false
+    let gotResponse = false
+    /** A new TLS connection between TCP connect and the end of its handshake. */
+    let handshaking = false
+    let req: http.ClientRequest | undefined
+    let timer: NodeJS.Timeout | undefined
+
+    const clearTimers = (): void => {
+      clearTimeout(timer)
+      clearTimeout(connectTimer)
+      clearTimeout(continueTimer)
+    }
+    const fail = (err: unknown): void => {
       if (done) return
       done = true
-      clearTimeout(timer)
-      fn()
+      clearTimers()
+      req?.destroy()
+      reject(err)
     }
-    const timer = timeoutMs > MAX_TIMER_MS ? undefined : setTimeout(() => {
-      timedOut = true
-      if (abort !== undefined) abort(new AttemptTimeout('timeout'))
-      else finish(() => reject(new AttemptTimeout('timeout')))
-    }, timeoutMs)
-    const handler: Dispatcher.DispatchHandler = {
-      onConnect(ab) {
-        abort = ab
-        if (timedOut) ab(new AttemptTimeout('timeout'))
-      },
-      onHeaders(statusCode, raw, _resume, statusText) {
-        status = statusCode
-        reason = statusText
-        resHeaders = []
-        for (let i = 0; i + 1 < raw.length; i += 2) resHeaders.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')])
-        return true
-      },
-      onData(chunk) {
-        chunks.push(chunk)
-        return true
-      },
-      onComplete() {
-        finish(() => resolve({ status, reason, headers: resHeaders, body: new Uint8Array(Buffer.concat(chunks)) }))
-      },
-      onError(err) {
-        finish(() => reject(timedOut ? new AttemptTimeout('timeout') : err))
-      },
+    // request_timeout_msecs runs once the connection is up and the request
+    // goes out (http_client_request_send_real → http_client_connection_start_request_timeout);
+    // before that, connect_timeout_msecs (which defaults to it)
+    const startRequestTimer = (): void => {
+      if (spec.timeoutMs > MAX_TIMER_MS || timer !== undefined) return
+      timer = setTimeout(() => fail(new AttemptTimeout(socket !== undefined ? connectedAt.get(socket) : undefined)), spec.timeoutMs)
     }
-    const path = `${url.pathname}${url.search}`
+    const name = (): string => socket?.remoteAddress !== undefined && socket.remotePort !== undefined
+      ? peerAddr(socket.remoteAddress, socket.remotePort)
+      : peerAddr(spec.host, spec.port)
+    const lost = (detail: string): ConnectionLost => new ConnectionLost(detail, socket !== undefined ? connectedAt.get(socket) : undefined)
+
+    const sendBody = (): void => {
+      if (bodySent || done) return
+      bodySent = true
+      const b = spec.body!
+      req!.end(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
+    }
+
     try {
-      agent.dispatch({
-        origin: url.origin,
-        path: path === '' ? '/' : path,
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        ...(body !== undefined ? { body: Buffer.from(body) } : {}),
-      }, handler)
+      const options: https.RequestOptions = {
+        agent: spec.agent,
+        host: spec.host,
+        port: spec.port,
+        method: spec.method,
+        path: spec.path,
+        // written as given, in this order: no Host of node's own, no other header added
+        headers: spec.headers as unknown as http.OutgoingHttpHeaders,
+        setHost: false,
+        ...(spec.tls && spec.servername !== undefined ? { servername: spec.servername } : {}),
+      }
+      req = spec.tls ? https.request(options) : http.request(options)
     } catch (err) {
-      finish(() => reject(err))
+      fail(err)
+      return
+    }
+    const r = req
+
+    // No Content-Length or Transfer-Encoding (e.g. PATCH without payload):
+    // Dovecot sends no body; node:http would announce a chunked one.
+    const rr = r as unknown as { chunkedEncoding: boolean; _header: string | null }
+    if (rr.chunkedEncoding && typeof rr._header === 'string' && !spec.headers.some(([k]) => /^transfer-encoding$/i.test(k))) {
+      rr._header = rr._header.replace(/Transfer-Encoding: chunked\r\n\r\n$/, '\r\n')
+      rr.chunkedEncoding = false
+    }
+
+    r.on('socket', (s: Socket) => {
+      socket = s
+      if (done) return
+      const whenConnected = (): void => {
+        startRequestTimer()
+        if (!spec.sync || spec.peer.seen100) return
+        // http_client_connection_next_request: the 2 s wait for 100 starts once the header is sent
+        continueTimer = setTimeout(() => {
+          spec.peer.noPayloadSync = true
+          sendBody()
+        }, CONTINUE_TIMEOUT_MSECS)
+      }
+      if (connectedAt.has(s)) {
+        whenConnected() // a pooled connection
+        return
+      }
+      const tlsSocket = (s as { encrypted?: boolean }).encrypted === true
+      const started = performance.now()
+      // Dovecot's connect timer covers the TLS handshake too (http_client_connection_connect)
+      if (spec.connectTimeoutMs <= MAX_TIMER_MS) {
+        connectTimer = setTimeout(() => {
+          const secs = fmtSecs(performance.now() - started)
+          fail(new ConnectFailed(s.connecting
+            ? `connect(${peerAddr(spec.host, spec.port)}) failed: Connection timed out in ${secs} secs`
+            : `SSL handshaking with ${name()} failed: Connection timed out in ${secs} secs`))
+        }, spec.connectTimeoutMs)
+      }
+      s.once('connect', () => {
+        connectedAt.set(s, performance.now())
+        handshaking = tlsSocket
+        if (tlsSocket) return
+        clearTimeout(connectTimer)
+        whenConnected()
+      })
+      if (tlsSocket) {
+        s.once('secureConnect', () => {
+          handshaking = false
+          clearTimeout(connectTimer)
+          whenConnected()
+        })
+      }
+    })
+
+    r.on('error', (err: NodeJS.ErrnoException) => {
+      if (done) return
+      const connected = socket !== undefined && connectedAt.has(socket)
+      const code = err.code
+      if (handshaking && (code === 'ECONNRESET' || code === 'EPIPE')) {
+        // http_client_connection_input: "SSL handshaking with %s failed: read(%s) failed: …" (lines 1010-1021)
+        fail(new ConnectFailed(`SSL handshaking with ${name()} failed: read(${name()}) failed: ${err.syscall === 'read' ? STRERROR[code] ?? code : 'EOF'}`))
+        return
+      }
+      if (connected && (code === 'ECONNRESET' || code === 'EPIPE')) {
+        // http-client-connection.c: a failed write is "Remote disconnected"
+        // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
+        if (err.syscall === 'write') fail(lost('Remote disconnected'))
+        else if (err.syscall === 'read') fail(lost(`read(${name()}) failed: ${STRERROR[code] ?? code}`))
+        else fail(lost(`read(${name()}) failed: EOF`)) // "socket hang up": closed without an answer
+        return
+      }
+      fail(err)
+    })
+
+    r.on('response', (res: http.IncomingMessage) => {
+      gotResponse = true
+      clearTimeout(continueTimer)
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('error', () => {}) // reported by 'close' below
+      // closed before the whole payload came
+      res.on('close', () => {
+        if (!done && !res.complete) fail(lost(`read(${name()}) failed: EOF`))
+      })
+      res.on('end', () => {
+        if (done) return
+        done = true
+        clearTimers()
+        const withheld = spec.body !== undefined && spec.body.length > 0 && !bodySent
+        // the payload announced by Content-Length was never sent: this connection cannot carry another request
+        if (withheld) r.destroy()
+        const headers: Array<[string, string]> = []
+        const raw = res.rawHeaders
+        for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!])
+        resolve({ status: res.statusCode ?? 0, reason: res.statusMessage ?? '', headers, body: new Uint8Array(Buffer.concat(chunks)), payloadWithheld: withheld })
+      })
+    })
+
+    if (spec.body === undefined || spec.body.length === 0) {
+      r.end()
+    } else if (!spec.sync) {
+      sendBody()
+    } else {
+      // header now, payload on `100 Continue` (or after the 2 s timer, see above)
+      r.on('continue', () => {
+        if (bodySent || gotResponse || done) return // "Got 100-continue response after timeout"
+        clearTimeout(continueTimer)
+        spec.peer.noPayloadSync = false
+        spec.peer.seen100 = true
+        sendBody()
+      })
+      r.flushHeaders()
     }
   })
 }
+
+const isPostOrPut = (m: string): boolean => /^(post|put)$/i.test(m)
 
 /** submit(): attempts, retries and redirects; never rejects. */
 export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseState> {
@@ -284,11 +524,25 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
   const s = settings.uint
   const limits = rq.client.v24 !== undefined ? requestLimits(rq.client.v24, rq.method) : undefined
   const timeoutMs = limits?.timeoutMs ?? (s.request_timeout_msecs || DEFAULT_REQUEST_TIMEOUT_MSECS)
+  const connectTimeoutMs = s.connect_timeout_msecs || timeoutMs
   const maxAttempts = limits?.attempts ?? Math.max(1, s.max_attempts ?? 0)
   const maxRedirects = s.max_redirects ?? 0
   const noAutoRetry = settings.bool.no_auto_retry === true
   const noAutoRedirect = settings.bool.no_auto_redirect === true
-  const agent = agentFor(rq.client, env.httpTarget)
+  const target = env.httpTarget
+  const v24 = env.dovecot === '2.4'
+
+  // Fixed at submit for every attempt and redirect (http_client_request_do_submit:
+  // req->date = ioloop_time; the user:pass@ of the request's URL stays with it).
+  const date = new Date().toUTCString() // IMF-fixdate, as http_date_create
+  const has = (n: string): boolean => rq.added.has(n)
+  const ua = settings.str.user_agent
+  // http_client_request_url: a non-empty user with a password (WHATWG URLs
+  // cannot tell `user@` from `user:@`, so `user@` sends `user:` where Dovecot sends nothing)
+  const auth = rq.url.username !== '' && !has('authorization')
+    ? `Basic ${Buffer.from(`${decodeUserinfo(rq.url.username)}:${decodeUserinfo(rq.url.password)}`, 'utf8').toString('base64')}`
+    : undefined
+  const scriptHeaders = rq.headers.map(([k, v]): [string, string] => [wire(k), wire(v)])
 
   let url = rq.url
   let method = rq.method
@@ -300,61 +554,80 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
   let attemptStart = queued
 
   for (;;) {
-    // Headers in Dovecot's order: Date, User-Agent, Authorization (unless the
-    // script set them), then the script's. undici adds host/connection/content-length.
-    const names = new Set(rq.headers.map(([k]) => k.toLowerCase()))
-    const headers: string[] = []
-    if (!names.has('date')) headers.push('Date', new Date().toUTCString())
-    if (!names.has('user-agent') && settings.str.user_agent !== undefined) headers.push('User-Agent', settings.str.user_agent)
-    if (!names.has('authorization') && (url.username !== '' || url.password !== '')) {
-      const cred = `${decodeUserinfo(url.username)}:${decodeUserinfo(url.password)}`
-      headers.push('Authorization', `Basic ${Buffer.from(cred, 'utf8').toString('base64')}`)
+    const peer = peerState(env, url)
+    // payload_sync: set_payload(…, TRUE) in 2.3 (always) or with 2.4's 2nd
+    // argument, for a non-empty payload, unless the peer failed 100-continue before
+    const sync = payload !== undefined && payload.length > 0 && (!v24 || rq.synchronous) && !peer.noPayloadSync
+    const headers: Array<[string, string]> = []
+    if (!has('host')) headers.push(['Host', url.host])
+    if (!has('date')) headers.push(['Date', date])
+    if (auth !== undefined) headers.push(['Authorization', auth])
+    if (!has('user-agent') && ua !== undefined) headers.push(['User-Agent', wire(ua)])
+    if (!has('expect') && sync) headers.push(['Expect', '100-continue'])
+    if ((payload !== undefined || isPostOrPut(method)) && !has('content-length') && !has('transfer-encoding')) {
+      headers.push(['Content-Length', String(payload?.length ?? 0)])
     }
-    for (const [k, v] of rq.headers) {
-      if (!UNDICI_OWNED.has(k.toLowerCase())) headers.push(k, v)
-    }
+    if (!has('connection')) headers.push(['Connection', 'Keep-Alive'])
+    for (const h of scriptHeaders) headers.push(h)
 
+    const tls = url.protocol === 'https:' && target === undefined
+    const path = `${url.pathname}${url.search}`
     attempts++
     attemptStart = performance.now()
     if (attempts === 1) firstAttempt = attemptStart
     if (settings.bool.debug === true) env.log.debug({ method, url: redact(url), attempt: attempts }, 'dovecot.http: sending request')
     let res: AttemptResult
     try {
-      res = await attempt(agent, url, method, headers, payload, timeoutMs)
+      res = await attempt({
+        agent: agentsFor(rq.client, tls),
+        tls,
+        // --http capture: every connection goes to the built-in sink, the Host header stays the URL's
+        host: target?.host ?? urlHost(url),
+        port: target?.port ?? urlPort(url),
+        servername: tls && !/^[\d.]+$|:/.test(urlHost(url)) ? urlHost(url) : undefined,
+        method,
+        path: path === '' ? '/' : path,
+        headers,
+        body: payload,
+        timeoutMs,
+        connectTimeoutMs,
+        sync,
+        peer,
+      })
     } catch (err) {
-      const timing = (): string => {
+      const timing = (connected?: number): string => {
         const now = performance.now()
         return `Request queued ${fmtSecs(now - queued)} secs ago, ${attempts} send attempts in ${fmtSecs(now - firstAttempt)} secs, ` +
-          `${fmtSecs(now - queued)} in http ioloop, 0.000 in other ioloops, connected ${fmtSecs(now - attemptStart)} secs ago`
+          `${fmtSecs(now - queued)} in http ioloop, 0.000 in other ioloops, connected ${fmtSecs(now - (connected ?? attemptStart))} secs ago`
       }
       const failure = classify(err, url, timing)
       if (failure.retryable && !noAutoRetry && attempts < maxAttempts) continue
       return { status: failure.status, reason: failure.reason, payload: new Uint8Array(0), headers: [] }
     }
 
+    // 417 to Expect: drop Expect for the peer and retry when attempts are left (lines 1204-1209)
+    if (res.status === 417 && sync && res.payloadWithheld) {
+      peer.noPayloadSync = true
+      if (attempts < maxAttempts) continue
+    }
     // 408 is retried like a timeout (HC); 503 + Retry-After retries are not simulated.
     if (res.status === 408 && !noAutoRetry && attempts < maxAttempts) continue
 
     const location = res.headers.find(([k]) => k.toLowerCase() === 'location')?.[1]
     if (!noAutoRedirect && res.status >= 300 && res.status < 400 && res.status !== 304 && location !== undefined) {
+      // http_client_request_redirect parses the location first, with no base URL (so a relative
+      // one is invalid), then counts: max_redirects 0 → "Redirect refused" (spec §7.1), else
+      // "Redirected more than %d times" (lib-http/http-client-request.c, 2.3.19.1)
+      const parsed = parseHttpUrl(location)
+      if (!parsed.ok) return { status: ERR_INVALID_REDIRECT, reason: `Invalid redirect location: ${parsed.reason}`, payload: new Uint8Array(0), headers: [] }
       if (redirects >= maxRedirects) {
-        // http_client_request_redirect: max_redirects 0 → "Redirect refused"
-        // (spec §7.1); otherwise "Redirected more than %d times" (from memory
-        // of HC, not recorded).
         const reason = maxRedirects === 0 ? 'Redirect refused' : `Redirected more than ${maxRedirects} times`
         return { status: ERR_INVALID_REDIRECT, reason, payload: new Uint8Array(0), headers: [] }
       }
-      let next: URL
-      try {
-        next = new URL(location, url)
-        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new Error('scheme')
-      } catch {
-        // Dovecot: "Invalid redirect location: <reason>" (wording not recorded)
-        return { status: ERR_INVALID_REDIRECT, reason: `Invalid redirect location: ${location}`, payload: new Uint8Array(0), headers: [] }
-      }
+      const next = parsed.url
       redirects++
       // RFC 7231 6.4.4: a 303 turns anything but HEAD into GET without payload
-      if (res.status === 303 && method !== 'HEAD' && method !== 'GET') {
+      if (res.status === 303 && method.toUpperCase() !== 'HEAD' && method.toUpperCase() !== 'GET') {
         method = 'GET'
         payload = undefined
       }
@@ -365,8 +638,3 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
     return { status: res.status, reason: res.reason, payload: res.body, headers: res.headers }
   }
 }
-
-// ---------------------------------------------------------------------------
-// Lua binding
-
-/** The options in the order of the spec §7.1 table (believed to be 2.3.19's reading order; the first invalid one is reported). */

@@ -1,4 +1,4 @@
-// dovecot.http (spec §7): Dovecot 2.3.19's Lua HTTP client on undici.
+// dovecot.http (spec §7): Dovecot 2.3.19's Lua HTTP client on node:http.
 //
 // Objects are plain tables with a private `item` and their methods stored on
 // the table itself, no metatable (recorded dumps: client {item, request},
@@ -18,14 +18,11 @@
 // 2.4 does at creation) and not applied; the client event prefix numbering
 // ("http-client[N]: ") is per Lua state, not per process.
 //
-// Known divergences from the wire recording (http-sink.ndjson), accepted:
-// undici cannot send `Expect: 100-continue` (2.3.19 sends it with every
-// non-empty payload), and it writes Host / Connection / Content-Length
-// itself, in its own order and lowercase (`host` first, `content-length`
-// last, `connection: keep-alive`), where Dovecot sends `Host, Date,
-// User-Agent, Expect, Content-Length, Connection: Keep-Alive` before the
-// script's headers. Date, User-Agent, Authorization and the script's headers
-// are sent in Dovecot's order and case. Do not work around undici here.
+// On the wire (http-transport.ts, node:http): the request head is
+// Dovecot's, byte for byte: Host, Date, Authorization, User-Agent, Expect:
+// 100-continue, Content-Length, Connection: Keep-Alive, then the script's
+// headers in order (test/lua/dovecot/http.oracle.test.ts checks it against
+// the recording http-sink.ndjson).
 
 import type { ResumeValues } from '../call.js'
 import { type LuaThread, LuaType } from '../engine.js'
@@ -83,7 +80,7 @@ function readSettings(env: LuaEnv, L: LuaThread): HttpClientSettings {
     }
     api.pop(L, 1)
   }
-  // proxy_url is accepted but not used: requests go direct (TODO: undici ProxyAgent).
+  // proxy_url is accepted but not used: requests go direct (TODO: a proxy agent for node:http).
   // rawlog_dir, max_connect_attempts, connect_backoff_*, request_absolute_timeout_msecs,
   // soft_connect_timeout_msecs and max_auto_retry_delay_secs are checked but not simulated.
   // event_parent is ignored. Unknown keys are ignored (recorded: bogus_option accepted).
@@ -198,7 +195,15 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
     add_header(SL) {
       requireArgs(api, SL, 3)
       const rq = self(SL, requests, 'struct http_client_request')
-      rq.headers.push([checkString(api, SL, 2), checkString(api, SL, 3)])
+      const name = checkString(api, SL, 2)
+      const value = checkString(api, SL, 3)
+      // http_client_request_add_header replaces the value of a field already
+      // there (case-insensitive name), keeping its place and its name's case
+      const key = name.toLowerCase()
+      const i = rq.headers.findIndex(([k]) => k.toLowerCase() === key)
+      if (i >= 0) rq.headers[i]![1] = value
+      else rq.headers.push([name, value])
+      rq.added.add(key)
       return 0
     },
     remove_header(SL) {
@@ -281,7 +286,7 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
       api.pop(SL, 1)
       const parsed = parseHttpUrl(urlText)
       if (!parsed.ok) return dluaError(api, SL, `Failed to parse url ${urlText}: ${parsed.reason}`)
-      const rq: RequestState = { client, url: parsed.url, method, headers: [], payload: undefined, synchronous: false }
+      const rq: RequestState = { client, url: parsed.url, method, headers: [], added: new Set(), payload: undefined, synchronous: false }
       if (client.event !== undefined) rq.event = requestEvent(client.event, ++requestIds, method, parsed.url)
       pushObject(SL, requestMethods, 'http_client_request.', () => requests.pushItem(SL, rq))
       return 1
