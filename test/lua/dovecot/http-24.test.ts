@@ -23,7 +23,7 @@ beforeAll(async () => {
         return
       }
       if (req.url === '/redirect') {
-        res.writeHead(302, 'Moved', { Location: '/hook' })
+        res.writeHead(302, 'Moved', { Location: `${base}/hook` }) // absolute: lib-http refuses a relative one
         res.end()
         return
       }
