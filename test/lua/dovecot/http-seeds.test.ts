@@ -75,5 +75,15 @@ describe.skipIf(!existsSync(WIKI))('the old wiki example (seeds/003)', () => {
     // native lua5.4's loadfile on the same text: "<file>:2: unexpected symbol near '#'"
     expect(run.messages(LEVEL.error)).toEqual([`lua: lua_load(${run.scriptPath}) failed: ${run.scriptPath}:2: unexpected symbol near '#'`])
   })
+
+  it('with the page\'s two text artifacts undone ("##" for "--" comments, a string wrapped mid-line), it POSTs each message through socket.http', async () => {
+    const text = readFileSync(WIKI, 'utf8')
+    const start = text.indexOf('## To use')
+    const source = text.slice(start, text.indexOf('---%<', start)).replace(/^##/gm, '--').replace('handling\npush', 'handling push')
+    bodies.length = 0
+    const run = await runScript({ source }, [NEW], { settings: { push_lua_url: url } })
+    expect(run.messages(LEVEL.error)).toEqual([])
+    expect(bodies).toEqual(['POST /handler application/x-www-form-urlencoded from=Alice%20%3calice%40example%2etest%3e&to=bob%40example%2etest&subject=Hi%20Bob&snippet=Lunch%3f&user=alice%40example%2etest'])
+  })
 })
 
