@@ -7,22 +7,24 @@ import { execFile, execFileSync, spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
 
-export const DOVECOT_PACKAGES = ['dovecot-core', 'dovecot-imapd', 'dovecot-lmtpd'] as const
+// dovecot-sieve: deliveries into another folder or with flags (`deliver: {mailbox, flags}`) are Sieve's fileinto / imap4flags
+export const DOVECOT_PACKAGES = ['dovecot-core', 'dovecot-imapd', 'dovecot-lmtpd', 'dovecot-sieve'] as const
+const SIEVE_PLUGIN = '/usr/lib/dovecot/modules/lib90_sieve_plugin.so'
 export const PASSWORD = 'pass'
 
 /** Why dovecot cannot run here, or undefined when it can. */
 export function dovecotMissing(): string | undefined {
   try {
     execFileSync('dovecot', ['--version'], { stdio: 'pipe' })
-    return undefined
   } catch {
     return `dovecot is not installed (needs the Debian packages ${DOVECOT_PACKAGES.join(' ')})`
   }
+  return existsSync(SIEVE_PLUGIN) ? undefined : `Dovecot's Sieve plugin is not installed (needs the Debian package dovecot-sieve)`
 }
 
 /**
@@ -86,9 +88,11 @@ export class DovecotInstance {
   readonly conf: string
   readonly imapPort: number
   readonly lmtpPort: number
+  readonly #owner: { uid: number; gid: number }
   #started = false
 
-  private constructor(dir: string, imapPort: number, lmtpPort: number) {
+  private constructor(dir: string, imapPort: number, lmtpPort: number, owner: { uid: number; gid: number }) {
+    this.#owner = owner
     this.dir = dir
     this.conf = join(dir, 'dovecot.conf')
     this.imapPort = imapPort
@@ -99,13 +103,14 @@ export class DovecotInstance {
   static async create(o: DovecotOptions): Promise<DovecotInstance> {
     const dir = mkdtempSync(join(tmpdir(), 'dovepush-dovecot-'))
     chmodSync(dir, 0o755)
-    const d = new DovecotInstance(dir, await freePort(), await freePort())
-    const { uid, gid } = mailOwner()
+    const owner = mailOwner()
+    const { uid, gid } = owner
+    const d = new DovecotInstance(dir, await freePort(), await freePort(), owner)
     for (const sub of ['mail', 'state', 'log', 'run']) mkdirSync(join(dir, sub))
     chownSync(join(dir, 'mail'), uid, gid)
     const users = o.users.map((u) => {
       const [local, domain = ''] = u.split('@')
-      return `${u}:{PLAIN}${PASSWORD}:${uid}:${gid}::${join(dir, 'mail', domain, local!)}::`
+      return `${u}:{PLAIN}${PASSWORD}:${uid}:${gid}::${d.home(u)}::`
     })
     writeFileSync(join(dir, 'users'), users.join('\n') + '\n', { mode: 0o644 })
     const plugin = Object.entries(o.plugin ?? {})
@@ -171,12 +176,13 @@ protocol imap {
   mail_plugins = $mail_plugins
 }
 protocol lmtp {
-  mail_plugins = $mail_plugins
+  mail_plugins = $mail_plugins sieve
 }
 protocol doveadm {
   mail_plugins = $mail_plugins
 }
 plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
   push_notification_driver = lua:file=${o.pushScript}
 ${plugin}
 }
@@ -184,6 +190,25 @@ ${plugin}
     )
     await run('doveconf', ['-c', d.conf, '-n'])
     return d
+  }
+
+  /** The user's home (its Maildir and Sieve script live there). */
+  home(user: string): string {
+    const [local, domain = ''] = user.split('@')
+    return join(this.dir, 'mail', domain, local!)
+  }
+
+  /** Installs (or, with undefined, removes) the user's active Sieve script; it runs at the next delivery. */
+  setSieve(user: string, script: string | undefined): void {
+    const home = this.home(user)
+    const file = join(home, '.dovecot.sieve')
+    rmSync(file, { force: true })
+    rmSync(join(home, '.dovecot.svbin'), { force: true })
+    if (script === undefined) return
+    mkdirSync(home, { recursive: true })
+    for (let p = home; p.startsWith(join(this.dir, 'mail')); p = dirname(p)) chownSync(p, this.#owner.uid, this.#owner.gid)
+    writeFileSync(file, script)
+    chownSync(file, this.#owner.uid, this.#owner.gid)
   }
 
   async start(): Promise<void> {

@@ -19,6 +19,15 @@ export function messageBytes(m: MessageInput): Buffer {
   return Buffer.from(composeMessage(m), 'utf8')
 }
 
+/** A delivery into another folder or with flags, as Sieve does it (fileinto, imap4flags); undefined for a plain delivery. */
+export function sieveScript(mailbox: string | undefined, flags: readonly string[] | undefined): string | undefined {
+  if (mailbox === undefined && flags === undefined) return undefined
+  const q = (s: string): string => '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"'
+  const withFlags = flags !== undefined && flags.length > 0 ? ` :flags ${q(flags.join(' '))}` : ''
+  const action = mailbox !== undefined && mailbox.toUpperCase() !== 'INBOX' ? `fileinto${withFlags} ${q(mailbox)};` : `keep${withFlags};`
+  return `require ["fileinto", "imap4flags"];\n${action}\n`
+}
+
 function uidRange(uids: UidSet | undefined): string {
   if (uids === undefined || uids === 'all') return '1:*'
   if (typeof uids === 'number') return String(uids)
@@ -46,17 +55,19 @@ export class RealDovecotDriver {
   }
 
   async #deliver(to: string | readonly string[], message: MessageInput, o: { mailbox?: string; flags?: readonly string[]; service?: string }): Promise<string | undefined> {
-    if (o.mailbox !== undefined || o.flags !== undefined || o.service === 'lda') {
-      throw new Error('deliver: mailbox, flags and service lda need Sieve/LDA, which the conformance driver does not set up')
-    }
+    if (o.service === 'lda') throw new Error('deliver: service lda needs dovecot-lda, which the conformance driver does not run')
+    const rcpts = typeof to === 'string' ? [to] : [...to]
+    const sieve = sieveScript(o.mailbox, o.flags)
+    for (const u of rcpts) this.#dovecot.setSieve(u, sieve)
     const raw = messageBytes(message)
     const from = parseMessage(raw).from_address || 'sender@example.org'
     const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.#dovecot.lmtpPort, lmtp: true, secure: false, ignoreTLS: true })
     try {
-      const info = await transport.sendMail({ envelope: { from, to: typeof to === 'string' ? [to] : [...to] }, raw })
+      const info = await transport.sendMail({ envelope: { from, to: rcpts }, raw })
       return info.rejected.length > 0 ? `rejected: ${info.rejected.join(', ')}` : undefined
     } finally {
       transport.close()
+      if (sieve !== undefined) for (const u of rcpts) this.#dovecot.setSieve(u, undefined)
     }
   }
 

@@ -103,10 +103,10 @@ function canonicalBody(body: string): string {
   }
 }
 
-/** Why a scenario cannot run against the conformance Dovecot (it has no Sieve and no LDA set up), or undefined. */
+/** Why a scenario cannot run against the conformance Dovecot (it drives LMTP, not dovecot-lda), or undefined. */
 function unsupported(s: Scenario): string | undefined {
-  const step = s.steps.find((st) => st.action.kind === 'deliver' && (st.action.args.mailbox !== undefined || st.action.args.flags !== undefined || st.action.args.service === 'lda'))
-  return step !== undefined ? `${step.label} delivers through Sieve/LDA (mailbox, flags or service lda), which the conformance Dovecot does not set up` : undefined
+  const step = s.steps.find((st) => st.action.kind === 'deliver' && st.action.args.service === 'lda')
+  return step !== undefined ? `${step.label} delivers with dovecot-lda (service: lda), which the conformance run does not drive` : undefined
 }
 
 /** A line diff (LCS), `-` real Dovecot, `+` dovepush. */

@@ -12,7 +12,8 @@
 //   MAILBOX_FLAG_DROP_RECENT (IMAP SELECT) after the message arrived; until
 //   then every session sees it (LMTP and doveadm do not claim; recorded in
 //   flags_old).
-// - INBOX is case-insensitive and auto-created when first opened.
+// - INBOX is case-insensitive and auto-created when first opened, or silently
+//   when another folder is created first (Maildir: INBOX is the root).
 
 import type { MessageFields } from './message.js'
 
@@ -207,6 +208,10 @@ export class UserStore {
     const n = UserStore.normalize(name)
     if (n === '' || n.startsWith('/') || n.endsWith('/') || n.includes('//')) throw new StorageError('Invalid mailbox name', 'PARAMS')
     if (this.#mailboxes.has(n)) throw new StorageError('Mailbox already exists', 'EXISTS')
+    // Maildir: INBOX is the Maildir root, which creating any other folder makes
+    // as a side effect, with no MailboxCreate (a real Dovecot 2.3.19: CREATE
+    // then a first delivery fires no INBOX MailboxCreate; a delivery alone does)
+    if (n !== 'INBOX' && !this.#mailboxes.has('INBOX')) this.#mailboxes.set('INBOX', new Mailbox('INBOX', this.#store.nextUidValidity()))
     const box = new Mailbox(n, this.#store.nextUidValidity())
     this.#mailboxes.set(n, box)
     return box

@@ -230,6 +230,15 @@ describe('mailbox events', () => {
     expect(units.map((u) => events(u))).toEqual([[{ name: 'MailboxSubscribe', mailbox: 'NotThere' }]])
   })
 
+  it('creating a folder before any delivery makes INBOX exist silently (Maildir root): the first delivery then fires no MailboxCreate', async () => {
+    const r = recorder()
+    const sim = new MailSimulator(r.target, { newSessionId: ids() })
+    await sim.create({ user: ALICE, service: 'doveadm', mailbox: 'Lists' })
+    await sim.deliver({ to: ALICE, message: EML })
+    expect(r.log.filter((l) => l.startsWith('txn'))).toEqual(['txn alice@example.test s1 MailboxCreate', 'txn alice@example.test s3 MessageNew'])
+    expect(events(r.units[0])).toEqual([{ name: 'MailboxCreate', mailbox: 'Lists' }])
+  })
+
   it('creating an existing mailbox is refused', async () => {
     const { sim } = withInbox(0)
     await expect(sim.create({ user: ALICE, mailbox: 'inbox' })).rejects.toMatchObject({ code: 'DOVEPUSH_ERR_MAIL_ACTION', message: 'Mailbox already exists' })

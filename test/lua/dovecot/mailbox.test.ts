@@ -206,6 +206,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
 
     it('status: every field present, numbers floats, unrequested ones 0/false, keywords only with STATUS_KEYWORDS', () => {
       const mail = lua.store().user('alice@example.test')
+      mail.create('INBOX') // first, so Work's UIDVALIDITY is NOW + 1
       const box = mail.create('Work')
       box.save(EML, FIELDS, 0, ['$Label1'], NOW)
       lua.user(mail)
@@ -219,7 +220,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
         'allow_new_keywords=boolean:false first_recent_uid=float:1 first_unseen_seq=float:0 flags=float:0 have_guids=boolean:true ' +
           'have_only_guid128=boolean:false have_save_guids=boolean:true highest_modseq=float:0 highest_pvt_modseq=float:0 mailbox=string:Work ' +
           'messages=float:1 no_modseq_tracking=boolean:false nonpermanent_modseqs=boolean:false permanent_flags=float:0 ' +
-          'permanent_keywords=boolean:false recent=float:0 uidnext=float:2 uidvalidity=float:1795634497 unseen=float:1',
+          'permanent_keywords=boolean:false recent=float:0 uidnext=float:2 uidvalidity=float:1795634498 unseen=float:1',
       )
       expect(out[1]).toBe(Array(11).fill('float').join(','))
       expect(out[2]).toContain('keywords=[string:$Label1]')
@@ -256,6 +257,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
 
     it('status after store changes: 3 saved, one \\Seen, recent claimed by an IMAP SELECT, then a 4th delivered', () => {
       const mail = lua.store().user('alice@example.test')
+      mail.create('INBOX') // first, so Work's UIDVALIDITY is NOW + 1
       const box = mail.create('Work')
       const [m1] = [box.save(EML, FIELDS, 0, [], NOW), box.save(EML, FIELDS, 0, ['$Label1'], NOW), box.save(EML, FIELDS, 0, [], NOW)]
       m1!.flags |= MAIL_SEEN
@@ -269,7 +271,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
         'allow_new_keywords=boolean:true first_recent_uid=float:4 first_unseen_seq=float:2 flags=float:31 have_guids=boolean:true ' +
           'have_only_guid128=boolean:false have_save_guids=boolean:true highest_modseq=float:5 highest_pvt_modseq=float:0 ' +
           'keywords=[string:$Label1] mailbox=string:Work messages=float:4 no_modseq_tracking=boolean:true nonpermanent_modseqs=boolean:false ' +
-          'permanent_flags=float:31 permanent_keywords=boolean:true recent=float:1 uidnext=float:5 uidvalidity=float:1795634497 unseen=float:3',
+          'permanent_flags=float:31 permanent_keywords=boolean:true recent=float:1 uidnext=float:5 uidvalidity=float:1795634498 unseen=float:3',
       )
     })
 
