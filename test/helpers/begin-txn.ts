@@ -24,14 +24,19 @@ export interface BeginTxnRun {
   at: (marker: string) => string
 }
 
-/** Runs `body` as the begin_txn handler (with empty message_new/end_txn handlers) in a script made by `withTrace`. */
-export async function inBeginTxn(withTrace: (body: string) => Traced, body: string, engine: 'wasmoon' | 'fengari', o: BeginTxnOptions = {}): Promise<BeginTxnRun> {
-  const t = withTrace(`
+/** A script whose begin_txn handler is `body`, with empty message_new/end_txn handlers. */
+export function beginTxnScript(body: string): string {
+  return `
 function dovecot_lua_notify_begin_txn(user)
 ${body}
 end
 function dovecot_lua_notify_event_message_new() end
-function dovecot_lua_notify_end_txn() end`)
+function dovecot_lua_notify_end_txn() end`
+}
+
+/** Runs `body` as the begin_txn handler (with empty message_new/end_txn handlers) in a script made by `withTrace`. */
+export async function inBeginTxn(withTrace: (body: string) => Traced, body: string, engine: 'wasmoon' | 'fengari', o: BeginTxnOptions = {}): Promise<BeginTxnRun> {
+  const t = withTrace(beginTxnScript(body))
   const units = o.units ?? [txn([{ name: 'MessageNew', mailbox: 'INBOX', uid: 1 }])]
   const run = await runScript({ source: t.source }, units, { engine, dovecot: o.dovecot, settings: o.settings })
   const line = (marker: string): number => lineOf(t.source, marker)

@@ -14,6 +14,7 @@ import { createLuaHost } from '../../../src/drivers/lua.js'
 import { createEnvironment, type LuaEnvironment } from '../../../src/lua/environment.js'
 import type { MailUser } from '../../../src/lua/dovecot/user.js'
 import { MailStore, type UserStore } from '../../../src/mailstore/store.js'
+import { beginTxnScript } from '../../helpers/begin-txn.js'
 import { engine, txn } from '../../helpers/run-script.js'
 import { runChunk } from '../../helpers/lua-env.js'
 import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
@@ -201,12 +202,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
     const withTrace = traceScripts('dovepush-user-metadata-', KEYS_AND_R)
 
     const runIn = async (body: string, settings: Record<string, string>, store: MailStore) => {
-      const t = withTrace(`
-function dovecot_lua_notify_begin_txn(user)
-${body}
-end
-function dovecot_lua_notify_event_message_new() end
-function dovecot_lua_notify_end_txn() end`)
+      const t = withTrace(beginTxnScript(body))
       const dir = mkdtempSync(join(tmpdir(), 'dovepush-user-metadata-script-'))
       const scriptPath = join(dir, 'script.lua')
       writeFileSync(scriptPath, t.source)
