@@ -178,6 +178,9 @@ protocol imap {
 protocol lmtp {
   mail_plugins = $mail_plugins sieve
 }
+protocol lda {
+  mail_plugins = $mail_plugins sieve
+}
 protocol doveadm {
   mail_plugins = $mail_plugins
 }

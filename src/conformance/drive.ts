@@ -1,9 +1,11 @@
 // Runs a scenario's steps against a real Dovecot: LMTP deliveries with
-// nodemailer's LMTP client, IMAP commands with imapflow (one connection per
+// nodemailer's LMTP client (dovecot-lda for `service: lda`; a Sieve script
+// for a delivery into another folder or with flags), IMAP commands with imapflow (one connection per
 // user and session label, as the simulator keeps one session), doveadm
 // commands for `service: doveadm` steps. A MULTIAPPEND (several items) goes
 // over a raw IMAP connection, since imapflow appends one message at a time.
 
+import { spawn } from 'node:child_process'
 import { connect } from 'node:net'
 import { ImapFlow } from 'imapflow'
 import nodemailer from 'nodemailer'
@@ -35,6 +37,8 @@ function uidRange(uids: UidSet | undefined): string {
   return uids.join(',')
 }
 
+const DOVECOT_LDA = '/usr/lib/dovecot/dovecot-lda'
+
 export class RealDovecotDriver {
   readonly #dovecot: DovecotInstance
   readonly #imap = new Map<string, ImapFlow>()
@@ -55,18 +59,29 @@ export class RealDovecotDriver {
   }
 
   async #deliver(to: string | readonly string[], message: MessageInput, o: { mailbox?: string; flags?: readonly string[]; service?: string }): Promise<string | undefined> {
-    if (o.service === 'lda') throw new Error('deliver: service lda needs dovecot-lda, which the conformance driver does not run')
     const rcpts = typeof to === 'string' ? [to] : [...to]
     const sieve = sieveScript(o.mailbox, o.flags)
     for (const u of rcpts) this.#dovecot.setSieve(u, sieve)
     const raw = messageBytes(message)
     const from = parseMessage(raw).from_address || 'sender@example.org'
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.#dovecot.lmtpPort, lmtp: true, secure: false, ignoreTLS: true })
     try {
-      const info = await transport.sendMail({ envelope: { from, to: rcpts }, raw })
-      return info.rejected.length > 0 ? `rejected: ${info.rejected.join(', ')}` : undefined
+      if (o.service === 'lda') {
+        // one dovecot-lda process per recipient, as an MTA runs it; not spawnSync: the
+        // in-process `dovepush serve` must answer the forwarder meanwhile
+        for (const u of rcpts) {
+          const failed = await lda(this.#dovecot.conf, u, from, raw)
+          if (failed !== undefined) return failed
+        }
+        return undefined
+      }
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: this.#dovecot.lmtpPort, lmtp: true, secure: false, ignoreTLS: true })
+      try {
+        const info = await transport.sendMail({ envelope: { from, to: rcpts }, raw })
+        return info.rejected.length > 0 ? `rejected: ${info.rejected.join(', ')}` : undefined
+      } finally {
+        transport.close()
+      }
     } finally {
-      transport.close()
       if (sieve !== undefined) for (const u of rcpts) this.#dovecot.setSieve(u, undefined)
     }
   }
@@ -204,6 +219,18 @@ async function command(c: ImapFlow, name: string, attributes: unknown[] | false)
 
 function uidQuery(uids: UidSet | undefined): string[] {
   return uids === undefined || uids === 'all' ? ['all'] : ['uid', uidRange(uids)]
+}
+
+/** Delivers with dovecot-lda to one user; an error text when it fails. */
+async function lda(conf: string, user: string, from: string, message: Buffer): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const child = spawn(DOVECOT_LDA, ['-c', conf, '-d', user, '-f', from], { stdio: ['pipe', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    child.on('error', (err) => resolve(`dovecot-lda: ${err.message}`))
+    child.on('close', (code) => resolve(code === 0 ? undefined : `dovecot-lda -d ${user} exited ${code}: ${stderr.trim()}`))
+    child.stdin.end(message)
+  })
 }
 
 /** LOGIN, one command, LOGOUT over a plain connection; the whole conversation as text. */

@@ -103,12 +103,6 @@ function canonicalBody(body: string): string {
   }
 }
 
-/** Why a scenario cannot run against the conformance Dovecot (it drives LMTP, not dovecot-lda), or undefined. */
-function unsupported(s: Scenario): string | undefined {
-  const step = s.steps.find((st) => st.action.kind === 'deliver' && st.action.args.service === 'lda')
-  return step !== undefined ? `${step.label} delivers with dovecot-lda (service: lda), which the conformance run does not drive` : undefined
-}
-
 /** A line diff (LCS), `-` real Dovecot, `+` dovepush. */
 export function diffLines(real: readonly string[], sim: readonly string[]): string[] {
   const n = real.length
@@ -139,11 +133,9 @@ interface Outcome {
   readonly counts: { transactions: number; requests: number }
 }
 
-async function conform(file: string): Promise<Outcome | { file: string; name: string; skipped: string }> {
+async function conform(file: string): Promise<Outcome> {
   const scenario = loadScenario(file)
   if (scenario.script === undefined) throw new Error(`${file}: the scenario names no script`)
-  const why = unsupported(scenario)
-  if (why !== undefined) return { file, name: scenario.name, skipped: why }
   const work = mkdtempSync(join(tmpdir(), 'dovepush-conformance-'))
   chmodSync(work, 0o755)
   const notes: string[] = []
@@ -207,18 +199,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   out(`conformance: ${ensureDovecot(out)}`)
   const files = findScenarioFiles(argv.length > 0 ? [...argv] : ['fixtures/scenarios'], process.cwd())
   let failed = 0
-  let skipped = 0
   for (const file of files) {
     const started = performance.now()
     let o: Outcome
     try {
-      const r = await conform(file)
-      if ('skipped' in r) {
-        skipped++
-        out(`- ${r.name}  ${relative(process.cwd(), r.file)}  skipped: ${r.skipped}`)
-        continue
-      }
-      o = r
+      o = await conform(file)
     } catch (err) {
       failed++
       out(`✗ ${relative(process.cwd(), file)}: ${(err as Error).message}`)
@@ -235,6 +220,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     else if (o.requests.length > 0) out(['  script requests (- fed by real Dovecot through serve, + simulator):', ...o.requests.map((l) => '    ' + l)].join('\n'))
     for (const n of o.notes) out(`  note: ${n}`)
   }
-  out(`\n${files.length} scenarios: ${files.length - failed - skipped} identical, ${failed} with differences, ${skipped} skipped`)
+  out(`\n${files.length} scenarios: ${files.length - failed} identical, ${failed} with differences`)
   return failed > 0 ? 1 : 0
 }

@@ -3,7 +3,7 @@
 // Each action changes the store the way Dovecot's storage would and hands the
 // Host the transactions its push-notification plugin would have made, in the
 // same sessions:
-// - deliver (LMTP/LDA): one session per recipient per delivery, plus LMTP's
+// - deliver (LMTP/LDA): one session per recipient per delivery, plus the
 //   raw mail user ("raw mail user"), whose session initialises the script and
 //   never gets a transaction; sessions end in reverse order (recorded).
 //   INBOX is auto-created in its own MailboxCreate transaction first.
@@ -109,32 +109,57 @@ export class MailSimulator {
 
   // ---- delivery ------------------------------------------------------------
 
-  /** LMTP/LDA delivery of one message to each recipient (one transaction per user, each in its own session). */
+  /**
+   * LMTP/LDA delivery of one message to each recipient (one transaction per
+   * user, each in its own session). Both make a "raw mail user", a Lua state
+   * with no transaction; sessions end in the reverse order of their start
+   * (recorded). LMTP: one connection, the raw user first, then each
+   * recipient. LDA: one dovecot-lda process per recipient, which makes the
+   * recipient's user first, then the raw one (observed with a real 2.3.19.1).
+   */
   async deliver(o: DeliverOptions): Promise<ActionResult> {
     const rcpts = typeof o.to === 'string' ? [o.to] : [...o.to]
     if (rcpts.length === 0) throw new MailActionError('deliver: no recipients')
     const service = o.service ?? 'lmtp'
-    const { eml, fields } = readMessage(o.message)
+    const message = readMessage(o.message)
     const { flags, keywords } = splitFlags(o.flags ?? [], 'deliver')
-    const opened: [string, string][] = []
+    const save = async (user: string, id: string): Promise<number> => {
+      const box = await this.#openMailbox(user, id, service, o.mailbox ?? 'INBOX')
+      const m = box.save(message.eml, message.fields, flags, keywords, this.mailStore.now())
+      await this.#submit(user, id, service, [savedEvent('MessageNew', box, m)])
+      return m.uid
+    }
     const uids: number[] = []
-    const raw: [string, string] = ['raw mail user', this.#newId()]
-    await this.#target.open(raw[0], raw[1], service)
-    opened.push(raw)
-    try {
+    if (service === 'lda') {
       for (const user of rcpts) {
-        const id = this.#newId()
-        opened.push([user, id])
-        await this.#target.open(user, id, service)
-        const box = await this.#openMailbox(user, id, service, o.mailbox ?? 'INBOX')
-        const m = box.save(eml, fields, flags, keywords, this.mailStore.now())
-        uids.push(m.uid)
-        await this.#submit(user, id, service, [savedEvent('MessageNew', box, m)])
+        await this.#inSessions(async (start) => {
+          const id = await start(user)
+          await start(RAW_USER)
+          uids.push(await save(user, id))
+        }, service)
       }
-    } finally {
-      for (const [user, id] of opened.reverse()) await this.#target.endSession(user, id)
+    } else {
+      await this.#inSessions(async (start) => {
+        await start(RAW_USER)
+        for (const user of rcpts) uids.push(await save(user, await start(user)))
+      }, service)
     }
     return { ok: true, uids }
+  }
+
+  /** Runs `fn`, which starts sessions with `start(user)`; they end after it, in the reverse order of their start. */
+  async #inSessions(fn: (start: (user: string) => Promise<string>) => Promise<void>, service: string): Promise<void> {
+    const started: [string, string][] = []
+    try {
+      await fn(async (user) => {
+        const id = this.#newId()
+        started.push([user, id])
+        await this.#target.open(user, id, service)
+        return id
+      })
+    } finally {
+      for (const [user, id] of started.reverse()) await this.#target.endSession(user, id)
+    }
   }
 
   // ---- IMAP-like actions -----------------------------------------------------
@@ -455,6 +480,9 @@ export class MailSimulator {
 }
 
 // ---- helpers ----------------------------------------------------------------------
+
+/** LMTP's and LDA's user for parsing the incoming message (raw_storage_create_from_set). */
+const RAW_USER = 'raw mail user'
 
 const UserStoreName = (name: string): string => (name.toUpperCase() === 'INBOX' ? 'INBOX' : name)
 

@@ -293,6 +293,26 @@ describe('deliver and append', () => {
     expect(events(r.units[0])[0]).toMatchObject({ name: 'MessageNew', mailbox: 'INBOX', uid: 1, flags: [], keywords: [], subject: 'Hi', message_id: '<1@example.test>' })
   })
 
+  it('LDA: one process per recipient, each making the user first and then the raw mail user (a real 2.3.19.1 does)', async () => {
+    const r = recorder()
+    r.store.user(ALICE).create('INBOX')
+    r.store.user(BOB).create('INBOX')
+    const sim = new MailSimulator(r.target, { newSessionId: ids() })
+    await sim.deliver({ to: [ALICE, BOB], message: EML, service: 'lda' })
+    expect(r.log).toEqual([
+      'open alice@example.test s1 lda',
+      'open raw mail user s2 lda',
+      'txn alice@example.test s1 MessageNew',
+      'end raw mail user s2',
+      'end alice@example.test s1',
+      'open bob@example.test s3 lda',
+      'open raw mail user s4 lda',
+      'txn bob@example.test s3 MessageNew',
+      'end raw mail user s4',
+      'end bob@example.test s3',
+    ])
+  })
+
   it('APPEND: MessageAppend with the saved flags and keywords', async () => {
     const { sim, units } = withInbox(0)
     await sim.append({ user: ALICE, mailbox: 'INBOX', items: [{ message: EML, flags: ['\\Draft', '$Appended'] }] })
