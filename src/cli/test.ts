@@ -8,7 +8,8 @@ import { extname, isAbsolute, join, relative, resolve } from 'node:path'
 import { InputError, InvalidArgumentError, isDovepushError } from '../errors.js'
 import { ENGINE_NAMES, type EngineName } from '../lua/engine.js'
 import { DOVECOT_VERSIONS, type DovecotVersion } from '../lua/env.js'
-import { loadScenario, runScenario, type RunScenarioOptions, type ScenarioFailure, type ScenarioResult } from '../sources/scenario.js'
+import { loadScenario } from '../sources/scenario.js'
+import { runScenario, type RunScenarioOptions, type ScenarioFailure, type ScenarioResult } from '../testing/run-scenario.js'
 
 /** Where the commands write (tests pass their own). */
 export interface CliIo {

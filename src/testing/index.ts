@@ -28,7 +28,8 @@ export type { ScriptCall } from '../drivers/lua.js'
 export type { ActionResult, Actor, AppendItem, DeliverOptions, MessageInput, StoreOp, UidSet } from '../mailstore/actions.js'
 export type { SimpleMessage, MessageFields } from '../mailstore/message.js'
 export { MailStore } from '../mailstore/store.js'
-export { loadScenario, runScenario, type Scenario, type ScenarioResult, type RunScenarioOptions } from '../sources/scenario.js'
+export { loadScenario, type Scenario } from '../sources/scenario.js'
+export { runScenario, type ScenarioResult, type RunScenarioOptions } from './run-scenario.js'
 export {
   checkExpectations,
   formatMismatches,

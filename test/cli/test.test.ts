@@ -20,7 +20,7 @@ import {
   xmlEscape,
 } from '../../src/cli/test.js'
 import { InvalidArgumentError } from '../../src/errors.js'
-import type { ScenarioResult } from '../../src/sources/scenario.js'
+import type { ScenarioResult } from '../../src/testing/run-scenario.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'dovepush-cli-test-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

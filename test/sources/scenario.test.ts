@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { findScenarioFiles } from '../../src/cli/test.js'
 import { InputError, InvalidArgumentError } from '../../src/errors.js'
-import { formatPath, loadScenario, runScenario, type Scenario, ScenarioError, SCENARIO_SCHEMA_URL } from '../../src/sources/scenario.js'
+import { formatPath, loadScenario, type Scenario, ScenarioError, SCENARIO_SCHEMA_URL } from '../../src/sources/scenario.js'
+import { runScenario } from '../../src/testing/run-scenario.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'dovepush-scenario-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
