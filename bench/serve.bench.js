@@ -15,6 +15,9 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { Agent, request } from 'undici'
 import { startServe } from '../dist/serve/server.js'
+import { createLuaHost } from '../dist/drivers/lua.js'
+import { createEngine } from '../dist/lua/engine.js'
+import { parseTransaction } from '../dist/events/validate.js'
 
 const N = Number(process.env.BENCH_SERVE_N ?? 20_000)
 const USERS = Number(process.env.BENCH_SERVE_USERS ?? 50)
@@ -102,6 +105,22 @@ await dispatcher.close()
 
 const stats = handle.host.stats
 const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => l.split(' '))
+
+// Baseline, same run: the same transactions straight into a Host (what `dovepush run` does), no HTTP
+const baseOut = join(dir, 'baseline.txt')
+const baseHost = createLuaHost({
+  scriptPath: script, engine: await createEngine('wasmoon'), dovecot: '2.3', settings: { bench_out: baseOut },
+  log: pino({ level: 'warn' }, pino.destination('/dev/null')), callTimeoutMs: 5000, memoryLimit: 64 * 1024 * 1024, defaultService: 'imap', maxSessions: 1000,
+})
+const b0 = performance.now()
+for (let seq = 1; seq <= PER_USER; seq++) {
+  for (let u = 0; u < USERS; u++) {
+    const r = baseHost.submit(parseTransaction(JSON.parse(line(`user${u}@example.test`, seq)), { user: 'x' }))
+    if (r instanceof Promise) await r
+  }
+}
+const baseSecs = (performance.now() - b0) / 1000
+await baseHost.close()
 rmSync(dir, { recursive: true, force: true })
 const problems = []
 if (rows.length !== USERS) problems.push(`${rows.length} sessions reported, expected ${USERS}`)
@@ -116,6 +135,7 @@ const secs = (tRan - t0) / 1000
 const mb = (b) => `${(b / 1024 / 1024).toFixed(0)} MB`
 console.log(`dovepush serve: ${TOTAL.toLocaleString('en-US')} transactions from ${USERS} users (${USERS} concurrent posters, ${BATCH} per request, --concurrency ${CONCURRENCY}), ${cpus().length} cores, Node ${process.versions.node}`)
 console.log(`  throughput: ${Math.round(TOTAL / secs).toLocaleString('en-US')} tx/s (${secs.toFixed(2)} s; all posted after ${((tPosted - t0) / 1000).toFixed(2)} s)`)
+console.log(`  baseline, same run: the same transactions straight into a Host (no HTTP): ${Math.round(TOTAL / baseSecs).toLocaleString('en-US')} tx/s; serve/baseline ${(baseSecs / secs).toFixed(3)}`)
 console.log(`  refused (503, retried): ${refused}`)
 console.log(`  RSS: ${mb(rssStart)} after start, ${mb(rssAfterRun)} after the run, peak ${mb(peakRss)} (process maxRSS ${mb(process.resourceUsage().maxRSS * 1024)})`)
 if (problems.length > 0) {
