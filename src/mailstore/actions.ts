@@ -28,7 +28,7 @@ import {
   type Mailbox,
   SETTABLE_FLAGS,
   type StoredMessage,
-  type UserStore,
+  UserStore,
   flagBit,
   flagNames,
 } from './store.js'
@@ -377,7 +377,7 @@ export class MailSimulator {
     const u = this.#user(user)
     const box = u.get(name)
     if (box !== undefined) return box
-    if (UserStoreName(name) !== 'INBOX') throw new MailActionError(`NO Mailbox doesn't exist: ${name}`)
+    if (UserStore.normalize(name) !== 'INBOX') throw new MailActionError(`NO Mailbox doesn't exist: ${name}`)
     const inbox = u.create('INBOX')
     await this.#submit(user, session, service, [{ name: 'MailboxCreate', mailbox: 'INBOX' }])
     return inbox
@@ -462,7 +462,7 @@ export class MailSimulator {
   async #subscription(a: Actor & { mailbox: string }, on: boolean): Promise<ActionResult> {
     return this.#with(a, async (s) => {
       const subs = this.#user(s.user).subscriptions
-      const name = UserStoreName(a.mailbox)
+      const name = UserStore.normalize(a.mailbox)
       // IMAP SUBSCRIBE checks the mailbox exists (cmd-subscribe.c); doveadm and UNSUBSCRIBE do not
       if (on && s.service !== 'doveadm' && !this.#user(s.user).exists(name)) throw new MailActionError(`NO Mailbox doesn't exist: ${a.mailbox}`)
       if (subs.has(name) === on) return { ok: true, uids: [] }
@@ -483,8 +483,6 @@ export class MailSimulator {
 
 /** LMTP's and LDA's user for parsing the incoming message (raw_storage_create_from_set). */
 const RAW_USER = 'raw mail user'
-
-const UserStoreName = (name: string): string => (name.toUpperCase() === 'INBOX' ? 'INBOX' : name)
 
 function sessionKey(a: Actor): string {
   return `${a.user}\u0000${a.service ?? 'imap'}\u0000${a.session ?? ''}`

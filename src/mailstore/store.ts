@@ -111,10 +111,6 @@ export class Mailbox {
     return this.recentOf(m.uid, session) ? m.flags | MAIL_RECENT : m.flags
   }
 
-  byUid(uid: number): StoredMessage | undefined {
-    return this.messages.find((m) => m.uid === uid)
-  }
-
   /** Registers keywords in the mailbox's keyword list; returns them in that list's order (mail_get_keywords order). */
   addKeywords(keywords: readonly string[]): string[] {
     for (const k of keywords) if (!this.keywords.includes(k)) this.keywords.push(k)
@@ -141,21 +137,6 @@ export class Mailbox {
     if (i >= 0) this.messages.splice(i, 1)
     this.recentOwner.delete(uid)
     this.highestModseq++
-  }
-
-  /** The counts of STATUS: messages, recent (unclaimed + claimed by `session`), unseen. */
-  counts(session: string | undefined): { messages: number; recent: number; unseen: number; firstUnseenSeq: number } {
-    let recent = 0
-    let unseen = 0
-    let firstUnseenSeq = 0
-    this.messages.forEach((m, i) => {
-      if (this.recentOf(m.uid, session)) recent++
-      if ((m.flags & MAIL_SEEN) === 0) {
-        unseen++
-        if (firstUnseenSeq === 0) firstUnseenSeq = i + 1
-      }
-    })
-    return { messages: this.messages.length, recent, unseen, firstUnseenSeq }
   }
 }
 

@@ -96,8 +96,9 @@ export class TestHost {
   /** Requests the sink received, in order. */
   readonly requests: SinkRequest[] = []
   /** Calls into the script, in order. */
-  readonly calls: ScriptCall[] = []
-  readonly logs: LogLine[] = []
+  readonly calls: ScriptCall[]
+  /** The sessions' log lines, in order. */
+  readonly logs: LogLine[]
   /** The sink's base URL, e.g. http://127.0.0.1:39123. */
   readonly sinkUrl: string
   readonly store: MailStore

@@ -67,25 +67,18 @@
 import type { LuaThread } from '../engine.js'
 import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
 import { LuaObjects } from '../objects.js'
-import { type Mailbox, MAIL_SEEN, StorageError } from '../../mailstore/store.js'
+import { type Mailbox, MAIL_SEEN, SETTABLE_FLAGS, StorageError } from '../../mailstore/store.js'
+import { STORAGE } from './storage.js'
 import { checkInteger, checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
 import type { MailUser } from './user.js'
 
 export const MAILBOX = 'struct mailbox'
 /** MAILBOX_ATTRIBUTE_PREFIX_DOVECOT_PVT_SERVER (mailbox-attribute.h). */
-export const PVT_SERVER = 'vendor/vendor.dovecot/pvt/server/'
-
-export const MAILBOX_FLAG_READONLY = 0x01
-export const MAILBOX_FLAG_DROP_RECENT = 0x04
-
-const STATUS_RECENT = 0x02
-const STATUS_UNSEEN = 0x10
-const STATUS_FIRST_UNSEEN_SEQ = 0x20
-const STATUS_KEYWORDS = 0x40
-const STATUS_HIGHESTMODSEQ = 0x80
-const STATUS_PERMANENT_FLAGS = 0x200
+export const PVT_SERVER = STORAGE.MAILBOX_ATTRIBUTE_PREFIX_DOVECOT_PVT_SERVER
+export const { MAILBOX_FLAG_READONLY, MAILBOX_FLAG_DROP_RECENT } = STORAGE
+const { STATUS_RECENT, STATUS_UNSEEN, STATUS_FIRST_UNSEEN_SEQ, STATUS_KEYWORDS, STATUS_HIGHESTMODSEQ, STATUS_PERMANENT_FLAGS } = STORAGE
 /** MAIL_FLAGS_NONRECENT: \Answered \Flagged \Deleted \Seen \Draft. */
-const MAIL_FLAGS_NONRECENT = 0x1f
+const MAIL_FLAGS_NONRECENT = SETTABLE_FLAGS
 
 /** C's `(unsigned int)` of a Lua integer. */
 export const uint32 = (n: number): number => Number(BigInt.asUintN(32, BigInt(n)))

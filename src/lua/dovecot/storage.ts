@@ -8,7 +8,8 @@
 
 import type { LuaEnv } from '../env.js'
 
-const COMMON: Readonly<Record<string, number | string>> = {
+/** The constants both versions have; also what dovepush's own mailbox code uses. */
+export const STORAGE = {
   STATUS_MESSAGES: 0x01,
   STATUS_RECENT: 0x02,
   STATUS_UIDNEXT: 0x04,
@@ -35,12 +36,12 @@ const COMMON: Readonly<Record<string, number | string>> = {
   MAILBOX_ATTRIBUTE_PREFIX_DOVECOT: 'vendor/vendor.dovecot/',
   MAILBOX_ATTRIBUTE_PREFIX_DOVECOT_PVT: 'vendor/vendor.dovecot/pvt/',
   MAILBOX_ATTRIBUTE_PREFIX_DOVECOT_PVT_SERVER: 'vendor/vendor.dovecot/pvt/server/',
-}
+} as const satisfies Readonly<Record<string, number | string>>
 
 /** The constants of each imitated version. */
 export const STORAGE_CONSTANTS = {
-  '2.3': { ...COMMON, MAILBOX_SYNC_FLAG_FULL_WRITE: 0x02 },
-  '2.4': { ...COMMON, MAILBOX_FLAG_AUTO_CREATE: 0x1000, MAILBOX_FLAG_AUTO_SUBSCRIBE: 0x2000 },
+  '2.3': { ...STORAGE, MAILBOX_SYNC_FLAG_FULL_WRITE: 0x02 },
+  '2.4': { ...STORAGE, MAILBOX_FLAG_AUTO_CREATE: 0x1000, MAILBOX_FLAG_AUTO_SUBSCRIBE: 0x2000 },
 } as const
 
 /** Pushes the `dovecot.storage` table (metatable named "storage" with __index = itself, as recorded). */

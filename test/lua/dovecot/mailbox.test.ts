@@ -366,7 +366,7 @@ for (const engineName of ['wasmoon', 'fengari'] as const) {
         inbox.save(EML, FIELDS, 0, [], NOW)
         inbox.save(EML, FIELDS, 0x10, ['$Appended'], NOW)
         inbox.claimRecent('imap-1')
-        inbox.byUid(1)!.flags |= MAIL_SEEN
+        inbox.messages.find((m) => m.uid === 1)!.flags |= MAIL_SEEN
         inbox.addKeywords(['$Label1'])
         inbox.expunge(2)
         inbox.expunge(3)
