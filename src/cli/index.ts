@@ -3,7 +3,7 @@
 
 import { cac } from 'cac'
 import { isDovepushError } from '../errors.js'
-import { type FlagSpec, RUN_FLAGS } from './run-flags.js'
+import { type FlagSpec, RUN_FLAGS, SERVE_FLAGS } from './run-flags.js'
 
 export async function main(argv: string[]): Promise<void> {
   const cli = cac('dovepush')
@@ -19,7 +19,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = await runCommand(script, flags)
   })
   const serve = cli.command('serve <script>', 'Run a script as an HTTP service: POST /v1/transactions (JSON or NDJSON), GET /healthz, GET /metrics')
-  for (const f of Object.values((await import('./serve.js')).SERVE_FLAGS) as FlagSpec[]) serve.option(f.flag, f.help, f.default !== undefined ? { default: f.default } : undefined)
+  for (const f of Object.values(SERVE_FLAGS) as FlagSpec[]) serve.option(f.flag, f.help, f.default !== undefined ? { default: f.default } : undefined)
   serve.example('dovepush serve lua-scripts/webhook.lua --set push_lua_url=http://127.0.0.1:8080/hook')
   serve.example('dovepush serve push.lua --listen 0.0.0.0:8025 --token-file /etc/dovepush/token --concurrency 64')
   serve.action(async (script: string, flags: Record<string, unknown>) => {

@@ -1,5 +1,5 @@
-// The flags of `dovepush run`: one table, the single source for --help and
-// the README's flag list.
+// The flags of `dovepush run` and `dovepush serve`: one table each, the
+// single source for --help and the README's flag lists.
 
 export interface FlagSpec {
   readonly flag: string
@@ -23,4 +23,27 @@ export const RUN_FLAGS = {
   logFormat: { flag: '--log-format <format>', help: 'pretty or json (default: pretty on a terminal, json otherwise)' },
   logLevel: { flag: '--log-level <level>', help: 'debug, info, warn or error', default: 'info' },
   progress: { flag: '--progress', help: 'Show progress on stderr (default: when stderr is a terminal)' },
+} as const satisfies Record<string, FlagSpec>
+
+const { set, settings, user, service, engine, dovecot, callTimeout, memoryLimit, http, logFormat, logLevel } = RUN_FLAGS
+
+/** `dovepush serve`: its own flags, then run's script flags. */
+export const SERVE_FLAGS = {
+  listen: { flag: '--listen <host:port>', help: 'Address to listen on; a non-loopback one needs --token-file or --insecure-no-auth', default: '127.0.0.1:8025' },
+  tokenFile: { flag: '--token-file <file>', help: 'Require "Authorization: Bearer <token>" (all but GET /healthz); the token is the first line of the file, read once at start' },
+  insecureNoAuth: { flag: '--insecure-no-auth', help: 'Allow a non-loopback --listen without --token-file' },
+  concurrency: { flag: '--concurrency <n>', help: 'Users whose transactions run at the same time (each user\'s run in order)', default: 32 },
+  queueSize: { flag: '--queue-size <n>', help: 'Transactions waiting to run; when full, POSTs get 503 with Retry-After', default: 10000 },
+  maxBody: { flag: '--max-body <bytes>', help: 'Largest request body (suffix k or m for KiB, MiB)', default: '1m' },
+  set,
+  settings,
+  user,
+  service,
+  engine,
+  dovecot,
+  callTimeout,
+  memoryLimit,
+  http,
+  logFormat,
+  logLevel,
 } as const satisfies Record<string, FlagSpec>

@@ -12,29 +12,8 @@ import type { Logger } from 'pino'
 import { InvalidArgumentError, isDovepushError } from '../errors.js'
 import type { LogFormat, LogLevel } from '../log/logger.js'
 import type { ServeOptions } from '../serve/server.js'
-import { type FlagSpec, RUN_FLAGS } from './run-flags.js'
+import { SERVE_FLAGS } from './run-flags.js'
 
-const { set, settings, user, service, engine, dovecot, callTimeout, memoryLimit, http, logFormat, logLevel } = RUN_FLAGS
-
-export const SERVE_FLAGS = {
-  listen: { flag: '--listen <host:port>', help: 'Address to listen on; a non-loopback one needs --token-file or --insecure-no-auth', default: '127.0.0.1:8025' },
-  tokenFile: { flag: '--token-file <file>', help: 'Require "Authorization: Bearer <token>" (all but GET /healthz); the token is the first line of the file, read once at start' },
-  insecureNoAuth: { flag: '--insecure-no-auth', help: 'Allow a non-loopback --listen without --token-file' },
-  concurrency: { flag: '--concurrency <n>', help: 'Users whose transactions run at the same time (each user\'s run in order)', default: 32 },
-  queueSize: { flag: '--queue-size <n>', help: 'Transactions waiting to run; when full, POSTs get 503 with Retry-After', default: 10000 },
-  maxBody: { flag: '--max-body <bytes>', help: 'Largest request body (suffix k or m for KiB, MiB)', default: '1m' },
-  set,
-  settings,
-  user,
-  service,
-  engine,
-  dovecot,
-  callTimeout,
-  memoryLimit,
-  http,
-  logFormat,
-  logLevel,
-} as const satisfies Record<string, FlagSpec>
 
 export interface ServeCliOptions {
   readonly serve: Omit<ServeOptions, 'log'> & { readonly host: string; readonly port: number }

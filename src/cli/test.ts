@@ -4,7 +4,7 @@
 // unreadable / invalid scenario file (the valid ones still run).
 
 import { readdirSync, statSync, writeFileSync } from 'node:fs'
-import { extname, isAbsolute, join, relative, resolve } from 'node:path'
+import { extname, isAbsolute, join, resolve } from 'node:path'
 import { InputError, InvalidArgumentError, isDovepushError } from '../errors.js'
 import { ENGINE_NAMES, type EngineName } from '../lua/engine.js'
 import { DOVECOT_VERSIONS, type DovecotVersion } from '../lua/env.js'

@@ -108,10 +108,7 @@ export class DovecotInstance {
     const d = new DovecotInstance(dir, await freePort(), await freePort(), owner)
     for (const sub of ['mail', 'state', 'log', 'run']) mkdirSync(join(dir, sub))
     chownSync(join(dir, 'mail'), uid, gid)
-    const users = o.users.map((u) => {
-      const [local, domain = ''] = u.split('@')
-      return `${u}:{PLAIN}${PASSWORD}:${uid}:${gid}::${d.home(u)}::`
-    })
+    const users = o.users.map((u) => `${u}:{PLAIN}${PASSWORD}:${uid}:${gid}::${d.home(u)}::`)
     writeFileSync(join(dir, 'users'), users.join('\n') + '\n', { mode: 0o644 })
     const plugin = Object.entries(o.plugin ?? {})
       .map(([k, v]) => `  ${k} = ${v}`)
