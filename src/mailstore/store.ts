@@ -208,7 +208,8 @@ export class UserStore {
   rename(from: string, to: string): Mailbox {
     const box = this.require(from)
     const n = UserStore.normalize(to)
-    if (box.name === 'INBOX') throw new StorageError('Renaming INBOX isn\'t supported', 'NOTPOSSIBLE')
+    // mailbox-list-maildir.c: the Maildir root (INBOX) cannot be renamed
+    if (box.name === 'INBOX') throw new StorageError('Renaming INBOX isn\'t supported.', 'NOTPOSSIBLE')
     if (this.#mailboxes.has(n)) throw new StorageError('Target mailbox already exists', 'EXISTS')
     this.#mailboxes.delete(box.name)
     box.name = n

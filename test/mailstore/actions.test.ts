@@ -239,6 +239,12 @@ describe('mailbox events', () => {
     expect(events(r.units[0])).toEqual([{ name: 'MailboxCreate', mailbox: 'Lists' }])
   })
 
+  it('INBOX can be neither renamed nor deleted, with Dovecot\'s texts (mailbox-list-maildir.c, cmd-delete.c)', async () => {
+    const { sim } = withInbox(0)
+    await expect(sim.rename({ user: ALICE, mailbox: 'INBOX', to: 'Old' })).rejects.toThrow(/^Renaming INBOX isn't supported\.$/)
+    await expect(sim.delete({ user: ALICE, mailbox: 'inbox' })).rejects.toThrow("NO INBOX can't be deleted.")
+  })
+
   it('creating an existing mailbox is refused', async () => {
     const { sim } = withInbox(0)
     await expect(sim.create({ user: ALICE, mailbox: 'inbox' })).rejects.toMatchObject({ code: 'DOVEPUSH_ERR_MAIL_ACTION', message: 'Mailbox already exists' })
