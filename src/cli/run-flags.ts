@@ -17,6 +17,7 @@ export const RUN_FLAGS = {
   dovecot: { flag: '--dovecot <version>', help: 'Dovecot behaviour to imitate: 2.3 (Debian 12, 2.3.19.1) or 2.4', default: '2.3' },
   callTimeout: { flag: '--call-timeout <ms>', help: 'Stop a script call whose Lua code runs longer than this (0 = never)', default: 5000 },
   memoryLimit: { flag: '--memory-limit <mb>', help: 'Memory cap per Lua state in MiB (0 = none; wasmoon only)', default: 256 },
+  fullGc: { flag: '--full-gc <when>', help: 'The full garbage collection after each transaction: observable (from when the script could see it) or always (as Dovecot)', default: 'observable' },
   http: { flag: '--http <mode>', help: 'real: requests reach the network; capture: they go to a built-in local sink that records them', default: 'real' },
   httpLog: { flag: '--http-log <file>', help: 'With --http capture: write the captured requests as NDJSON' },
   strict: { flag: '--strict', help: 'Stop at the first bad input line instead of skipping it' },
@@ -25,7 +26,7 @@ export const RUN_FLAGS = {
   progress: { flag: '--progress', help: 'Show progress on stderr (default: when stderr is a terminal)' },
 } as const satisfies Record<string, FlagSpec>
 
-const { set, settings, user, service, engine, dovecot, callTimeout, memoryLimit, http, logFormat, logLevel } = RUN_FLAGS
+const { set, settings, user, service, engine, dovecot, callTimeout, memoryLimit, fullGc, http, logFormat, logLevel } = RUN_FLAGS
 
 /** `dovepush serve`: its own flags, then run's script flags. */
 export const SERVE_FLAGS = {
@@ -43,6 +44,7 @@ export const SERVE_FLAGS = {
   dovecot,
   callTimeout,
   memoryLimit,
+  fullGc,
   http,
   logFormat,
   logLevel,

@@ -13,6 +13,7 @@ import { DOVECOT_VERSIONS, type DovecotVersion } from '../lua/env.js'
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/logger.js'
 import { Progress } from './progress.js'
 import { formatSummary } from './summary.js'
+import { FULL_GC_MODES, type FullGc } from '../lua/stdlib/gc.js'
 
 export interface RunOptions {
   readonly script: string
@@ -24,6 +25,7 @@ export interface RunOptions {
   readonly dovecot: DovecotVersion
   readonly callTimeoutMs: number
   readonly memoryLimit: number
+  readonly fullGc: FullGc
   readonly strict: boolean
   readonly logFormat: LogFormat
   readonly logLevel: LogLevel
@@ -63,6 +65,7 @@ export function normalizeRunOptions(script: string, flags: Record<string, unknow
     dovecot: oneOf('--dovecot', flags.dovecot ?? '2.3', DOVECOT_VERSIONS),
     callTimeoutMs: nonNegative('--call-timeout', flags.callTimeout ?? 5000),
     memoryLimit: nonNegative('--memory-limit', flags.memoryLimit ?? 256) * 1024 * 1024,
+    fullGc: oneOf('--full-gc', flags.fullGc ?? 'observable', FULL_GC_MODES),
     strict: flags.strict === true,
     logFormat: oneOf('--log-format', flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json'), LOG_FORMATS),
     logLevel: oneOf('--log-level', flags.logLevel ?? 'info', LOG_LEVELS),
@@ -118,6 +121,7 @@ export async function run(o: RunOptions): Promise<number> {
     log,
     callTimeoutMs: o.callTimeoutMs,
     memoryLimit: o.memoryLimit,
+    fullGc: o.fullGc,
     defaultService: o.service,
     maxSessions: 1000,
   })

@@ -92,6 +92,7 @@ export async function normalizeServeOptions(script: string, flags: Record<string
       dovecot: base.dovecot,
       callTimeoutMs: base.callTimeoutMs,
       memoryLimit: base.memoryLimit,
+      fullGc: base.fullGc,
       http: base.http,
       host,
       port,

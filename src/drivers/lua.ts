@@ -13,18 +13,22 @@ import type { Driver, DriverFactory } from '../host/driver.js'
 import { Host, type HostOptions } from '../host/host.js'
 import { settingIsTrue } from '../config/settings.js'
 import type { RunStats } from '../host/stats.js'
-import { EVENT_NAMES, EVENT_OWN_FIELDS, type EventName, eventFunctionName, isMessageEvent, type PushEvent, type Transaction } from '../events/types.js'
+import { EVENT_NAMES, type EventName, eventFunctionName, isMessageEvent, type PushEvent, type Transaction } from '../events/types.js'
 import type { CallOutcome } from '../lua/call.js'
+import { createEventTables, type EventTables } from './event-table.js'
 import type { MailUser } from '../lua/dovecot/user.js'
-import { type LuaEngine, type LuaThread, LuaType } from '../lua/engine.js'
+import { type LuaEngine, LuaType } from '../lua/engine.js'
 import { createEnvironment, type EnvironmentOptions, type LuaEnvironment } from '../lua/environment.js'
 import type { DovecotVersion } from '../lua/env.js'
 import type { HttpTarget } from '../http/capture-sink.js'
 import type { HttpRequestReport } from '../lua/dovecot/http.js'
+import type { FullGc } from '../lua/stdlib/gc.js'
 
 export const BEGIN_TXN = 'dovecot_lua_notify_begin_txn'
 export const END_TXN = 'dovecot_lua_notify_end_txn'
 const EVENT_FUNCTIONS = new Map<EventName, string>(EVENT_NAMES.map((n) => [n, eventFunctionName(n)]))
+/** One bit per event kind: which kinds have a handler, as a number (no allocation per transaction). */
+const EVENT_BIT = new Map<EventName, number>(EVENT_NAMES.map((n, i) => [n, 1 << i]))
 const LUA_RIDX_GLOBALS = 2
 
 /** One call into the script, as the testing kit and scenario expectations see it. */
@@ -54,7 +58,8 @@ export interface LuaDriverOptions extends EnvironmentOptions {
 type Step = void | Promise<void>
 interface Begun {
   readonly txn: Transaction
-  readonly handlers: Map<EventName, boolean>
+  /** EVENT_BIT of the kinds with a handler. */
+  readonly handlers: number
   readonly ctxRef: number
 }
 /** Applies f now, or when v settles: the per-event path stays synchronous unless the script waited. */
@@ -72,6 +77,7 @@ export class LuaDriver implements Driver {
   readonly #options: LuaDriverOptions
   readonly #stats: RunStats
   #env: LuaEnvironment | undefined
+  #eventTables: EventTables | undefined
   #ready = false
   /** Whether debug lines are wanted: Dovecot's e_debug texts, decided once (the per-event path builds none otherwise). */
   readonly #debug: boolean
@@ -100,6 +106,7 @@ export class LuaDriver implements Driver {
     env = createEnvironment(o)
     this.#env = env
     const { api, L } = env
+    this.#eventTables = createEventTables(api, L)
     if (api.load(L, chunk, '@' + o.scriptPath, 'bt') !== 0) {
       const msg = api.tostring(L, -1) ?? '(null)'
       api.pop(L, 1)
@@ -224,26 +231,27 @@ export class LuaDriver implements Driver {
   /**
    * The raw _G checks Dovecot makes at each begin: begin_txn must exist
    * (else an error), and at least one event function (else nothing is
-   * called). Returns which events of the transaction have a handler.
+   * called). Returns which events of the transaction have a handler
+   * (EVENT_BIT), or undefined when nothing is to be called.
    */
-  #handlers(env: LuaEnvironment, txn: Transaction): Map<EventName, boolean> | undefined {
+  #handlers(env: LuaEnvironment, txn: Transaction): number | undefined {
     if (!this.#hasFunction(env, BEGIN_TXN)) {
       this.#options.log.error({ function_name: BEGIN_TXN }, `lua: Missing function ${BEGIN_TXN}`)
       this.#stats.errors.missing_function++
       return undefined
     }
-    const handlers = new Map<EventName, boolean>()
-    let any = false
+    let checked = 0
+    let handlers = 0
     for (const ev of txn.events) {
-      if (!handlers.has(ev.name)) {
-        const has = this.#hasFunction(env, EVENT_FUNCTIONS.get(ev.name)!)
-        handlers.set(ev.name, has)
-        any ||= has
-      }
+      const bit = EVENT_BIT.get(ev.name)!
+      if ((checked & bit) !== 0) continue
+      checked |= bit
+      if (this.#hasFunction(env, EVENT_FUNCTIONS.get(ev.name)!)) handlers |= bit
     }
+    let any = handlers !== 0
     for (const [name, fn] of EVENT_FUNCTIONS) {
       if (any) break
-      if (!handlers.has(name)) any = this.#hasFunction(env, fn)
+      if ((checked & EVENT_BIT.get(name)!) === 0) any = this.#hasFunction(env, fn)
     }
     if (!any) {
       this.#options.log.debug('lua: No event handlers found in script')
@@ -261,12 +269,12 @@ export class LuaDriver implements Driver {
     }
   }
 
-  #events(env: LuaEnvironment, events: readonly PushEvent[], from: number, handlers: Map<EventName, boolean>, ctxRef: number, committed: boolean): Step {
+  #events(env: LuaEnvironment, events: readonly PushEvent[], from: number, handlers: number, ctxRef: number, committed: boolean): Step {
     const { api, caller } = env
     for (let i = from; i < events.length; i++) {
       const ev = events[i]!
       this.#stats.events++
-      if (!handlers.get(ev.name)) continue
+      if ((handlers & EVENT_BIT.get(ev.name)!) === 0) continue
       const fn = EVENT_FUNCTIONS.get(ev.name)!
       if (this.#debug) {
         // push_notification_driver_lua_call's e_debug texts
@@ -276,7 +284,7 @@ export class LuaDriver implements Driver {
       const ran = caller.call((T) => {
         api.getglobal(T, fn)
         api.pushref(T, ctxRef)
-        pushEvent(env, T, ev)
+        this.#eventTables!.push(T, ev)
         return 2
       })
       const after = (outcome: CallOutcome): void => {
@@ -324,9 +332,20 @@ export class LuaDriver implements Driver {
     })
   }
 
-  /** The full collection Dovecot runs after each transaction (spec §1.4 step 7). */
+  /**
+   * The full collection Dovecot runs after each transaction (spec §1.4 step
+   * 7), from the moment the script could see it (src/lua/stdlib/gc.ts).
+   */
   #collect(env: LuaEnvironment): void {
     const { api, L } = env
+    if (!env.gc.observable) {
+      api.pushref(L, env.gcCheckRef)
+      api.call(L, 0, 1)
+      const grown = api.toboolean(L, -1)
+      api.pop(L, 1)
+      if (!grown) return
+      env.gc.observe('a metatable reached through __index gained __gc or __mode')
+    }
     api.pushref(L, env.gcRef)
     api.pushstring(L, 'collect')
     if (api.pcall(L, 1, 0, 0) !== 0) api.pop(L, 1)
@@ -363,47 +382,6 @@ export class LuaDriver implements Driver {
 }
 
 
-/** Pushes an event table in Dovecot's field order (push_notification_driver_lua_call). */
-export function pushEvent(env: LuaEnvironment, T: LuaThread, ev: PushEvent): void {
-  const { api } = env
-  api.createtable(T, 0, 0) // lua_newtable
-  api.pushstring(T, ev.name)
-  api.setfield(T, -2, 'name')
-  const own = EVENT_OWN_FIELDS[ev.name]
-  for (const key in own) {
-    const v = ev[key]
-    if (v === undefined) continue
-    pushField(env, T, v)
-    api.setfield(T, -2, key)
-  }
-  api.pushstring(T, ev.mailbox)
-  api.setfield(T, -2, 'mailbox')
-  if (isMessageEvent(ev.name)) {
-    if (ev.uid !== undefined) {
-      api.pushnumber(T, ev.uid as number)
-      api.setfield(T, -2, 'uid')
-    }
-    if (ev.uid_validity !== undefined) {
-      api.pushnumber(T, ev.uid_validity as number)
-      api.setfield(T, -2, 'uid_validity')
-    }
-  }
-}
-
-function pushField(env: LuaEnvironment, T: LuaThread, v: NonNullable<PushEvent[string]>): void {
-  const { api } = env
-  if (typeof v === 'number') api.pushnumber(T, v) // Dovecot pushes floats (spec §2.2)
-  else if (typeof v === 'string') api.pushstring(T, v)
-  else {
-    // dlua_push_flags / dlua_push_keywords: a sequence of strings
-    api.createtable(T, v.length, 0)
-    for (let i = 0; i < v.length; i++) {
-      api.pushstring(T, v[i]!)
-      api.rawseti(T, -2, i + 1)
-    }
-  }
-}
-
 /**
  * Compiles the script once in a scratch state (nothing runs): a syntax error
  * comes back as Dovecot's `lua_load(<file>) failed: <file>:<line>: …` text.
@@ -434,6 +412,8 @@ export interface LuaDriversOptions {
   readonly callTimeoutMs: number
   /** Memory cap per Lua state, bytes; 0 = none. */
   readonly memoryLimit: number
+  /** When the full GC after each transaction runs (src/lua/stdlib/gc.ts); default 'observable'. */
+  readonly fullGc?: FullGc
   readonly packagePath?: string
   /** `--http capture`: where script HTTP connections go. */
   readonly httpTarget?: HttpTarget
@@ -460,6 +440,7 @@ export function luaDrivers(o: LuaDriversOptions): DriverFactory {
       debug: settingIsTrue(ctx.settings.mail_debug),
       callTimeoutMs: o.callTimeoutMs,
       memoryLimit: o.memoryLimit,
+      ...(o.fullGc !== undefined ? { fullGc: o.fullGc } : {}),
       stats: ctx.stats,
       settings: ctx.settings,
       ...(o.packagePath !== undefined ? { packagePath: o.packagePath } : {}),

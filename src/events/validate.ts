@@ -22,18 +22,19 @@ function fail(field: string, message: string): never {
 
 const MESSAGE_EVENT = new Set<string>(EVENT_NAMES.filter(isMessageEvent))
 
-function checkField(path: string, kind: FieldKind, v: unknown): void {
+/** Checks field `key` of the event at `path` (the field's path is built only for an error). */
+function checkField(path: string, key: string, kind: FieldKind, v: unknown): void {
   switch (kind) {
     case 'number':
-      if (typeof v !== 'number' || !Number.isFinite(v)) fail(path, `expected a number, got ${typeOf(v)}`)
+      if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${path}.${key}`, `expected a number, got ${typeOf(v)}`)
       return
     case 'string':
-      if (typeof v !== 'string') fail(path, `expected a string, got ${typeOf(v)}`)
+      if (typeof v !== 'string') fail(`${path}.${key}`, `expected a string, got ${typeOf(v)}`)
       return
     case 'strings':
-      if (!Array.isArray(v)) fail(path, `expected an array of strings, got ${typeOf(v)}`)
+      if (!Array.isArray(v)) fail(`${path}.${key}`, `expected an array of strings, got ${typeOf(v)}`)
       for (let i = 0; i < v.length; i++) {
-        if (typeof v[i] !== 'string') fail(`${path}[${i}]`, `expected a string, got ${typeOf(v[i])}`)
+        if (typeof v[i] !== 'string') fail(`${path}.${key}[${i}]`, `expected a string, got ${typeOf(v[i])}`)
       }
   }
 }
@@ -58,7 +59,7 @@ export function parseEvent(v: unknown, path: string): PushEvent {
     if (kind === undefined) fail(`${path}.${key}`, `${name} has no field "${key}" in Dovecot's event table`)
     const value = o[key]
     if (value === null) delete o[key]
-    else checkField(`${path}.${key}`, kind, value)
+    else checkField(path, key, kind, value)
   }
   return o as unknown as PushEvent
 }

@@ -66,17 +66,24 @@ export class LuaCaller {
     return [T, ref]
   }
 
-  // Once the deadline has passed, the hook fires at every instruction: a
-  // script that catches the error with pcall inside a loop would otherwise
-  // get caught again at the same point of the count cycle, forever.
+  // The clock starts at the hook's first tick of a call (HOOK_COUNT
+  // instructions in, well under a millisecond), so the many calls that end
+  // sooner never read it. Once the deadline has passed, the hook fires at
+  // every instruction: a script that catches the error with pcall inside a
+  // loop would otherwise get caught again at the same point of the count
+  // cycle, forever.
   readonly #hook = (HL: LuaThread): void => {
-    if (this.#timedOut || performance.now() > this.#deadline) {
-      if (!this.#timedOut) {
-        this.#timedOut = true
-        this.#api.sethook(HL, this.#hook, 1)
+    if (!this.#timedOut) {
+      const now = performance.now()
+      if (this.#deadline === 0) {
+        this.#deadline = now + this.#timeoutMs
+        return
       }
-      this.#api.raise(HL, `dovepush: script call exceeded the call timeout of ${this.#timeoutMs} ms`)
+      if (now <= this.#deadline) return
+      this.#timedOut = true
+      this.#api.sethook(HL, this.#hook, 1)
     }
+    this.#api.raise(HL, `dovepush: script call exceeded the call timeout of ${this.#timeoutMs} ms`)
   }
 
   /**
@@ -115,7 +122,7 @@ export class LuaCaller {
 
   #step(T: LuaThread, nargs: number): CallOutcome | Promise<CallOutcome> {
     const api = this.#api
-    if (this.#timeoutMs > 0) this.#deadline = performance.now() + this.#timeoutMs
+    this.#deadline = 0 // set at the hook's first tick
     const status = api.resume(T, null, nargs)
     if (status === LuaStatus.OK) {
       this.#busy = false

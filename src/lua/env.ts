@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import type { LuaCaller } from './call.js'
 import type { LuaApi, LuaThread } from './engine.js'
 import type { HttpTarget } from '../http/capture-sink.js'
+import type { GcWatch } from './stdlib/gc.js'
 
 export type DovecotVersion = '2.3' | '2.4'
 export const DOVECOT_VERSIONS: readonly DovecotVersion[] = ['2.3', '2.4']
@@ -21,6 +22,8 @@ export interface LuaEnv {
   readonly scriptPath: string
   /** mail_debug: whether debug-level event logs are wanted (spec §6). */
   readonly debug: boolean
+  /** Whether the full GC after each transaction can be seen yet (stdlib/gc.ts). */
+  readonly gc: GcWatch
   /** `--http capture`: every HTTP connection a script opens goes here instead. */
   readonly httpTarget?: HttpTarget
 }

@@ -18,6 +18,7 @@ import { registerIo } from './stdlib/io.js'
 import { registerOs } from './stdlib/os.js'
 import { registerPackage } from './stdlib/package.js'
 import { registerPrint } from './stdlib/print.js'
+import { type FullGc, GcWatch, metatableCheck, registerGcWatch } from './stdlib/gc.js'
 
 /** Debian 12's package.path for Lua 5.4 (recorded in spec §8). */
 export const DEBIAN_LUA_PATH =
@@ -39,12 +40,16 @@ export interface EnvironmentOptions {
   readonly httpTarget?: HttpTarget
   /** Told of every finished dovecot.http request (URL without credentials); nothing is timed when unset. */
   readonly onHttpRequest?: (r: HttpRequestReport) => void
+  /** When the full GC after each transaction runs (stdlib/gc.ts); default 'observable'. */
+  readonly fullGc?: FullGc
 }
 
 export interface LuaEnvironment extends LuaEnv {
   readonly user: UserBinding
-  /** registry ref of the original collectgarbage, for the full GC after each transaction. */
+  /** registry ref of Lua's own collectgarbage, for the full GC after each transaction. */
   readonly gcRef: number
+  /** registry ref of a function telling whether a metatable the script reaches through __index gained __gc or __mode. */
+  readonly gcCheckRef: number
 }
 
 /** The default package.path for a script: its own folder first (where `require` looks under dovepush). */
@@ -66,19 +71,23 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
       dovecot: options.dovecot,
       scriptPath: options.scriptPath,
       debug: options.debug,
+      gc: new GcWatch(options.fullGc ?? 'observable', (why) => {
+        if (options.debug) options.log.debug(`lua: full garbage collection after each transaction from now on (${why})`)
+      }),
       ...(options.httpTarget !== undefined ? { httpTarget: options.httpTarget } : {}),
     }
-    api.getglobal(L, 'collectgarbage')
-    const gcRef = api.ref(L)
     registerCoroutine(env)
     registerPrint(env)
-    registerIo(api, L)
+    registerIo(api, L, () => env.gc.observe('io: an open file'))
     registerOs(api, L, { env: options.processEnv ?? process.env })
     registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
     registerBuiltinModules(env, BUILTIN_MODULES)
-    registerDovecot(env, (events) => pushHttp(env, events, options.onHttpRequest))
+    const dovecotMt = registerDovecot(env, (events) => pushHttp(env, events, options.onHttpRequest))
     const user = registerUser(env)
-    return { ...env, user, gcRef }
+    // last: the bindings above use Lua's own setmetatable
+    const { originalCollectRef } = registerGcWatch(env, env.gc)
+    const gcCheckRef = metatableCheck(env, [user.metatableRef, dovecotMt])
+    return { ...env, user, gcRef: originalCollectRef, gcCheckRef }
   } catch (err) {
     api.close()
     throw err

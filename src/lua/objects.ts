@@ -16,11 +16,24 @@ export class LuaObjects<T> {
   readonly #values = new Map<number, T>()
   #nextId = 1
 
-  constructor(api: LuaApi, L: LuaThread, name: string) {
+  readonly #onPush: (() => void) | undefined
+  /** Persistent registries keep one id per value for the state's life (__gc frees nothing). */
+  readonly #ids: Map<T, number> | undefined
+
+  /**
+   * `onPush` is told of every new object (the GC watch: a finalizer the
+   * script could see). A `persistent` registry is for values that live as
+   * long as the state (the session's mail user): every object of one value
+   * shares its id, and collecting one drops nothing.
+   */
+  constructor(api: LuaApi, L: LuaThread, name: string, options: { onPush?: () => void; persistent?: boolean } = {}) {
     this.#api = api
+    this.#onPush = options.onPush
+    this.#ids = options.persistent ? new Map() : undefined
     // the item metatable: only __gc
     api.createtable(L, 0, 1)
     api.pushfunction(L, (GL) => {
+      if (this.#ids !== undefined) return 0
       const id = this.#idOf(GL, 1)
       if (id !== undefined) this.#values.delete(id)
       return 0
@@ -32,8 +45,13 @@ export class LuaObjects<T> {
   /** Pushes a new `item` userdata bound to `value`. */
   pushItem(L: LuaThread, value: T): void {
     const api = this.#api
-    const id = this.#nextId++
-    this.#values.set(id, value)
+    this.#onPush?.()
+    let id = this.#ids?.get(value)
+    if (id === undefined) {
+      id = this.#nextId++
+      this.#values.set(id, value)
+      this.#ids?.set(value, id)
+    }
     api.newuserdata(L, id)
     api.pushref(L, this.#itemMtRef)
     api.setmetatable(L, -2)

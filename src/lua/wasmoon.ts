@@ -254,9 +254,10 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
         x.lua_rawset(L, t)
       },
       rawgetfield: (L, idx, k) => {
-        const t = x.lua_absindex(L, idx)
-        pushJsString(L as number, k)
-        return x.lua_rawget(L, t) as LuaTypeTag
+        // keys are short and few (field names): interned, and the index
+        // adjusted for the pushed key instead of a lua_absindex call
+        x.lua_pushstring(L, cstr(k))
+        return x.lua_rawget(L, idx < 0 && idx > REGISTRYINDEX ? idx - 1 : idx) as LuaTypeTag
       },
       rawset: (L, idx) => x.lua_rawset(L, idx),
       rawget: (L, idx) => x.lua_rawget(L, idx) as LuaTypeTag,

@@ -28,6 +28,7 @@ import { createLogger } from '../log/logger.js'
 import { bodyKind, parseBody } from './body.js'
 import { type RejectReason, type Route, ServeMetrics } from './metrics.js'
 import { UserQueue } from './queue.js'
+import type { FullGc } from '../lua/stdlib/gc.js'
 
 export const SERVE_DEFAULTS = {
   host: '127.0.0.1',
@@ -54,6 +55,8 @@ export interface ServeOptions {
   readonly callTimeoutMs?: number
   /** Memory cap per Lua state, bytes; 0 = none (default 256 MiB). */
   readonly memoryLimit?: number
+  /** When the full GC after each transaction runs; default 'observable'. */
+  readonly fullGc?: FullGc
   /** `capture`: script requests go to a built-in sink answering 200 (default `real`). */
   readonly http?: 'real' | 'capture'
   /** Listen address (default 127.0.0.1). */
@@ -215,6 +218,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     log,
     callTimeoutMs: o.callTimeoutMs ?? 5000,
     memoryLimit: o.memoryLimit ?? 256 * 1024 * 1024,
+    ...(o.fullGc !== undefined ? { fullGc: o.fullGc } : {}),
     defaultService: o.service ?? 'imap',
     maxSessions: o.maxSessions ?? SERVE_DEFAULTS.maxSessions,
     onCall,

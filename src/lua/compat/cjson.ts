@@ -922,7 +922,8 @@ function enumOption(api: LuaApi, L: LuaThread, idx: number, options: readonly st
 const ON_OFF = ['off', 'on'] as const
 
 /** Pushes a new cjson (or cjson.safe) table with its own configuration: lua_cjson_new / lua_cjson_safe_new. */
-function pushCjson(api: LuaApi, L: LuaThread, safe: boolean): void {
+/** `onArrayMt`: decode_array_with_array_mt was switched on (decoded arrays get a metatable the script can reach). */
+function pushCjson(api: LuaApi, L: LuaThread, safe: boolean, onArrayMt: () => void): void {
   const cfg = defaultConfig()
   const prefix = safe ? 'cjson.safe.' : 'cjson.'
 
@@ -1007,10 +1008,13 @@ function pushCjson(api: LuaApi, L: LuaThread, safe: boolean): void {
     },
     decode_invalid_numbers: boolOption(() => cfg.decodeInvalidNumbers, (v) => (cfg.decodeInvalidNumbers = v)),
     encode_empty_table_as_object: boolOption(() => cfg.emptyTableAsObject, (v) => (cfg.emptyTableAsObject = v)),
-    decode_array_with_array_mt: boolOption(() => cfg.decodeArrayWithArrayMt, (v) => (cfg.decodeArrayWithArrayMt = v)),
+    decode_array_with_array_mt: boolOption(() => cfg.decodeArrayWithArrayMt, (v) => {
+      cfg.decodeArrayWithArrayMt = v
+      if (v) onArrayMt()
+    }),
     encode_escape_forward_slash: boolOption(() => cfg.escapeForwardSlash, (v) => (cfg.escapeForwardSlash = v)),
     new: (SL) => {
-      pushCjson(api, SL, safe)
+      pushCjson(api, SL, safe, onArrayMt)
       return 1
     },
   }
@@ -1037,7 +1041,7 @@ function cjsonModule(safe: boolean): BuiltinModule {
     pushLoader(env, L) {
       const { api } = env
       api.pushfunction(L, (SL) => {
-        pushCjson(api, SL, safe)
+        pushCjson(api, SL, safe, () => env.gc.observe('cjson.decode_array_with_array_mt'))
         return 1
       }, safe ? 'require "cjson.safe"' : 'require "cjson"')
     },

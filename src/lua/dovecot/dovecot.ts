@@ -12,7 +12,8 @@ import { type EventAccess, registerEvent } from './event.js'
 import { pushStorage } from './storage.js'
 
 /** Registers `dovecot` as a global. `pushHttp` pushes the `dovecot.http` table. */
-export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => void): void {
+/** Sets the global `dovecot`; returns the registry ref of its metatable. */
+export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => void): number {
   const { api, L } = env
 
   const log = (level: 'debug' | 'info' | 'warn' | 'error') => (SL: LuaThread): number => {
@@ -91,6 +92,9 @@ export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => 
   pushMethodTable(env, 'dovecot', dovecotMethods, 'dovecot.') // its metatable
   events.pushEventFunction()
   api.setfield(L, -2, 'event')
+  api.pushvalue(L, -1)
+  const mtRef = api.ref(L)
   api.setmetatable(L, -2)
   api.setglobal(L, 'dovecot')
+  return mtRef
 }

@@ -58,7 +58,7 @@ export interface EventAccess {
 /** Creates `dovecot.event` for a state; returns the root (script) event, a pusher and object access. */
 export function registerEvent(env: LuaEnv): { scriptEvent: EventState; pushEventFunction: () => void; access: EventAccess } {
   const { api, L } = env
-  const objects = new LuaObjects<EventState>(api, L, 'event')
+  const objects = new LuaObjects<EventState>(api, L, 'event', { onPush: () => env.gc.observe('a dovecot.event') })
   // lua: prefix from the driver's context event; script=<file> from dlua_create_script
   const driverEvent: EventState = { parent: undefined, name: undefined, prefix: 'lua: ', replacesPrefix: false, alwaysLogSource: false, fields: {} }
   const scriptEvent: EventState = { parent: driverEvent, name: undefined, prefix: '', replacesPrefix: false, alwaysLogSource: false, fields: { script: env.scriptPath } }

@@ -468,7 +468,7 @@ export function storageErrorText(err: unknown): string {
 /** Registers the "struct mailbox" metatable for a state (once: the methods are shared by every mailbox object). */
 export function registerMailbox(env: LuaEnv): MailboxBinding {
   const { api, L } = env
-  const objects = new LuaObjects<MailboxState>(api, L, 'mailbox')
+  const objects = new LuaObjects<MailboxState>(api, L, 'mailbox', { onPush: () => env.gc.observe('a mailbox object') })
 
   /** lua_check_storage_mailbox. */
   const at = (SL: LuaThread, arg: number): MailboxState => {

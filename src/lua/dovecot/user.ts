@@ -67,11 +67,13 @@ const STATE_BOOLEANS_23 = ['nonexistent', 'anonymous', 'autocreated', 'mail_debu
 export interface UserBinding {
   /** Pushes a new user object for `user` onto T (the hot path of begin_txn). */
   pushUser(T: LuaThread, user: MailUser): void
+  /** Registry ref of the "struct mail_user" metatable (scripts reach it as user.__index). */
+  readonly metatableRef: number
 }
 
 export function registerUser(env: LuaEnv): UserBinding {
   const { api, L } = env
-  const objects = new LuaObjects<MailUser>(api, L, 'mail_user')
+  const objects = new LuaObjects<MailUser>(api, L, 'mail_user', { persistent: true })
 
   const mailboxes = registerMailbox(env)
 
@@ -250,33 +252,50 @@ export function registerUser(env: LuaEnv): UserBinding {
   pushMethodTable(env, USER, userMethods, 'mail_user:')
   const mtRef = api.ref(L)
   const booleans = env.dovecot === '2.3' ? STATE_BOOLEANS_23 : STATE_BOOLEANS_23.filter((b) => b !== 'mail_debug')
+  // The fields come from a Lua constructor in a closure made once per mail
+  // user (its values do not change within a session): pushing them one by
+  // one through the C API cost a crossing and a rehash per field. The table
+  // holds the same keys, values and types, with the metatable set as
+  // Dovecot does; each push is a fresh table with a fresh `item`.
+  const fields = ['item', 'home', 'username', 'uid', 'gid', 'service', 'session_id', 'session_create_time']
+  const source =
+    'local setmetatable = setmetatable\n' +
+    `return function(mt, ${fields.slice(1).join(', ')}, mail_debug)\n` +
+    '  return function(item)\n' +
+    `    return setmetatable({ ${[...fields, ...booleans].map((f) => `${f} = ${f === 'mail_debug' ? 'mail_debug' : booleans.includes(f as never) ? 'false' : f}`).join(', ')} }, mt)\n` +
+    '  end\nend'
+  if (api.load(L, new TextEncoder().encode(source), '=(dovepush mail_user)', 't') !== 0) {
+    throw new Error(`dovepush internal error: mail_user builder: ${api.tostring(L, -1)}`)
+  }
+  api.call(L, 0, 1)
+  const factoryRef = api.ref(L)
+  const builders = new Map<MailUser, number>()
+  const builderOf = (u: MailUser): number => {
+    let ref = builders.get(u)
+    if (ref !== undefined) return ref
+    api.pushref(L, factoryRef)
+    api.pushref(L, mtRef)
+    if (u.home === undefined) api.pushnil(L)
+    else api.pushstring(L, u.home)
+    api.pushstring(L, u.username)
+    api.pushnumber(L, u.uid)
+    api.pushnumber(L, u.gid)
+    api.pushstring(L, u.service)
+    api.pushstring(L, u.sessionId)
+    api.pushnumber(L, u.sessionCreateTime)
+    api.pushboolean(L, u.mailDebug)
+    api.call(L, 9, 1)
+    ref = api.ref(L)
+    builders.set(u, ref)
+    return ref
+  }
 
   return {
+    metatableRef: mtRef,
     pushUser(T, u) {
-      api.createtable(T, 0, 20)
-      api.pushref(T, mtRef)
-      api.setmetatable(T, -2)
+      api.pushref(T, builderOf(u))
       objects.pushItem(T, u)
-      api.setfield(T, -2, 'item')
-      if (u.home === undefined) api.pushnil(T)
-      else api.pushstring(T, u.home)
-      api.setfield(T, -2, 'home')
-      api.pushstring(T, u.username)
-      api.setfield(T, -2, 'username')
-      api.pushnumber(T, u.uid)
-      api.setfield(T, -2, 'uid')
-      api.pushnumber(T, u.gid)
-      api.setfield(T, -2, 'gid')
-      api.pushstring(T, u.service)
-      api.setfield(T, -2, 'service')
-      api.pushstring(T, u.sessionId)
-      api.setfield(T, -2, 'session_id')
-      api.pushnumber(T, u.sessionCreateTime)
-      api.setfield(T, -2, 'session_create_time')
-      for (const b of booleans) {
-        api.pushboolean(T, b === 'mail_debug' ? u.mailDebug : false)
-        api.setfield(T, -2, b)
-      }
+      api.call(T, 1, 1)
     },
   }
 }

@@ -35,7 +35,8 @@ end
 return lines, tonumber
 `
 
-export function registerIo(api: LuaApi, L: LuaThread): void {
+/** `onOpen` is told of every file opened by the script (not the standard ones). */
+export function registerIo(api: LuaApi, L: LuaThread, onOpen: () => void = () => {}): void {
   const files = new Map<number, LFile>()
   let nextId = 1
   const R = api.REGISTRYINDEX
@@ -68,6 +69,7 @@ export function registerIo(api: LuaApi, L: LuaThread): void {
   let mtRef = 0
   /** Pushes a new FILE* for fd. */
   const newFile = (FL: LuaThread, fd: number, std: boolean, append: boolean, positional: boolean): LFile => {
+    if (!std) onOpen()
     const id = nextId++
     const f: LFile = { id, fd, std, positional, append, closed: false, pos: 0, buf: EMPTY, start: 0, eof: false }
     files.set(id, f)
