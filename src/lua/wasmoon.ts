@@ -29,6 +29,8 @@ const upvalueindex = (i: number): number => REGISTRYINDEX - i
 const LUA_MASKCOUNT = 1 << 3
 const SCRATCH_SIZE = 64 * 1024
 const MAX_INTERNED_KEYS = 4096
+/** Registry refs as the BigInt lua_rawgeti takes: the small ones made once, not per push. */
+const BIG_REFS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i))
 
 // The raw emscripten module: exported C functions take and return numbers
 // (pointers), 64-bit integers as BigInt.
@@ -47,11 +49,30 @@ interface HostEntry {
  * cost a third of the per-event time here; the raw exports are the same
  * functions without it. The glue keeps the instance private, so it is caught
  * as it is created. If that ever fails, the wrapped `module._*` are used.
+ *
+ * Its `invoke_vii` import (how emscripten runs every protected call: each
+ * lua_resume and lua_pcall) goes through the same shims for stackSave and
+ * stackRestore; it is replaced by the same function on the raw exports.
  */
 async function initialize(): Promise<{ m: Raw; x: Raw }> {
   const original = WebAssembly.instantiate
   let exports: Raw
   const patched = async function (this: unknown, ...args: unknown[]) {
+    const env = (args[1] as { env?: Record<string, unknown> } | undefined)?.env
+    if (env !== undefined && typeof env.invoke_vii === 'function') {
+      const glue = env.invoke_vii
+      env.invoke_vii = (index: number, a1: number, a2: number): void => {
+        if (exports === undefined) return (glue as (i: number, a: number, b: number) => void)(index, a1, a2)
+        const sp = exports.stackSave()
+        try {
+          exports.__indirect_function_table.get(index)(a1, a2)
+        } catch (e) {
+          exports.stackRestore(sp)
+          if (e !== (e as number) + 0) throw e // a JS exception, not emscripten's longjmp
+          exports.setThrew(1, 0)
+        }
+      }
+    }
     const result = await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args)
     const instance = (result as { instance?: WebAssembly.Instance }).instance ?? (result as WebAssembly.Instance)
     if (instance?.exports && 'lua_newstate' in instance.exports) exports = instance.exports
@@ -325,7 +346,7 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
       ref: (L) => x.luaL_ref(L, REGISTRYINDEX),
       unref: (L, ref) => x.luaL_unref(L, REGISTRYINDEX, ref),
       pushref: (L, ref) => {
-        x.lua_rawgeti(L, REGISTRYINDEX, BigInt(ref))
+        x.lua_rawgeti(L, REGISTRYINDEX, BIG_REFS[ref] ?? BigInt(ref)) // LUA_REFNIL is -1
       },
 
       error: (L) => {
