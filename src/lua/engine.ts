@@ -194,6 +194,8 @@ export interface LuaApi {
 /** Creates Lua states of one engine. Owned by a Host: engines keep no module-level state. */
 export interface LuaEngine {
   readonly name: 'wasmoon' | 'fengari'
+  /** wasmoon: where lua_Alloc runs ('wasm', or 'js' if the WebAssembly one could not be installed). */
+  readonly allocator?: 'wasm' | 'js'
   newState(options?: StateOptions): LuaApi
 }
 

@@ -13,6 +13,7 @@
 // never swallow it.
 
 import { LuaWasm } from 'wasmoon'
+import { installWasmAllocator } from './wasm-alloc.js'
 import {
   type HostFunction,
   type LuaApi,
@@ -179,31 +180,42 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
     x.lua_pushlstring(L, scratchBytes(bytes, false), bytes.length)
   }
 
+  // the allocator in WebAssembly (wasm-alloc.ts); JS's below only if that failed
+  const wasmAlloc = 'memory' in x && '__indirect_function_table' in x ? installWasmAllocator(x) : undefined
+
   function newState(options: StateOptions = {}): LuaApi {
-    let memoryUsed = 0
-    const memoryLimit = options.memoryLimit ?? 0
+    const memoryLimit = Math.min(options.memoryLimit ?? 0, 0xffffffff)
     // The cap applies while script code runs (inside lua_resume), where a
     // failed allocation is a catchable "not enough memory" error. Outside it
     // (dovepush building a traceback or a table) a failure would be a Lua
     // panic, which aborts the whole WebAssembly module.
-    let enforcing = 0
-    const alloc = m.addFunction((_ud: number, ptr: number, osize: number, nsize: number): number => {
+    // ud: u32 bytes in use, u32 limit, u32 enforcing (> 0 while script code runs)
+    const ud = x.malloc(12) as number
+    m.HEAPU32[ud >> 2] = 0
+    m.HEAPU32[(ud >> 2) + 1] = memoryLimit
+    m.HEAPU32[(ud >> 2) + 2] = 0
+    const alloc = wasmAlloc ?? m.addFunction((u: number, ptr: number, osize: number, nsize: number): number => {
+      const heap: Uint32Array = m.HEAPU32
       if (nsize === 0) {
         if (ptr !== 0) {
-          memoryUsed -= osize
+          heap[u >> 2] -= osize
           x.free(ptr)
         }
         return 0
       }
       const delta = ptr !== 0 ? nsize - osize : nsize
-      if (enforcing > 0 && delta > 0 && memoryUsed + delta > memoryLimit) return 0
+      if (heap[(u >> 2) + 2] > 0 && delta > 0 && heap[u >> 2] + delta > heap[(u >> 2) + 1]) return 0
       const np = x.realloc(ptr, nsize) as number
-      if (np !== 0) memoryUsed += delta
+      if (np !== 0) m.HEAPU32[u >> 2] += delta
       return np
     }, 'iiiii')
-    const main = x.lua_newstate(alloc, 0) as number
+    const releaseAlloc = (): void => {
+      if (alloc !== wasmAlloc) m.removeFunction(alloc)
+      x.free(ud)
+    }
+    const main = x.lua_newstate(alloc, ud) as number
     if (main === 0) {
-      m.removeFunction(alloc)
+      releaseAlloc()
       throw new Error('lua_newstate failed: not enough memory')
     }
     x.luaL_openlibs(main)
@@ -402,12 +414,12 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
 
       newthread: (L) => x.lua_newthread(L) as LuaThread,
       resume: (L, from, nargs) => {
-        if (memoryLimit > 0) enforcing++
+        if (memoryLimit > 0) m.HEAPU32[(ud >> 2) + 2]++
         let st: number
         try {
           st = x.lua_resume(L, from ?? 0, nargs, nresPtr) as number
         } finally {
-          if (memoryLimit > 0) enforcing--
+          if (memoryLimit > 0) m.HEAPU32[(ud >> 2) + 2]--
         }
         lastResults = m.HEAP32[nresPtr >> 2]
         return st
@@ -442,7 +454,7 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
         x.lua_sethook(L, hookPtr, LUA_MASKCOUNT, count)
       },
 
-      memoryUsed: () => memoryUsed,
+      memoryUsed: () => m.HEAPU32[ud >> 2],
       close: () => {
         if (closed) return
         closed = true
@@ -451,12 +463,12 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
           hosts.delete(id)
           freeHostIds.push(id)
         }
-        m.removeFunction(alloc)
+        releaseAlloc()
         if (hookPtr !== 0) m.removeFunction(hookPtr)
       },
     }
     return api
   }
 
-  return { name: 'wasmoon', newState }
+  return { name: 'wasmoon', allocator: wasmAlloc !== undefined ? 'wasm' : 'js', newState }
 }
