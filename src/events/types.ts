@@ -29,8 +29,9 @@ export type FieldKind = 'number' | 'string' | 'strings'
 // Fields in the order Dovecot's Lua driver sets them
 // (push-notification-driver-lua.c, push_notification_driver_lua_push_event and
 // push_notification_driver_lua_call): `name`, the event's own fields, then
-// `mailbox`, and `uid`, `uid_validity` for message events. The order decides
-// what `pairs()` yields, so it is part of the fidelity.
+// `mailbox`, and `uid`, `uid_validity` for message events. (What `pairs()`
+// yields does not follow it: Lua 5.4 seeds string hashes per state, so the
+// order differs from run to run, under Dovecot too.)
 const MESSAGE = { uid: 'number', uid_validity: 'number' } as const
 const CONTENT = {
   date: 'number',
