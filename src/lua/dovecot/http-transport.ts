@@ -1,15 +1,17 @@
-// The transport behind dovecot.http (http.ts): node:http / node:https with
-// one keep-alive http.Agent / https.Agent per client object (one connection
-// pool per client), one attempt per send with Dovecot's per-attempt timer,
-// retries and redirects as lib-http does them, and network failures turned
-// into Dovecot's internal 9xxx statuses with its wording.
+// The transport behind dovecot.http (http.ts): one keep-alive connection
+// pool per client object, one attempt per send with Dovecot's per-attempt
+// timer, retries and redirects as lib-http does them, and network failures
+// turned into Dovecot's internal 9xxx statuses with its wording.
 //
-// node:http rather than undici because the request head must be Dovecot's,
-// byte for byte: headers given as an array of [name, value] pairs with
-// `setHost: false` are written exactly as given (names' case, order, values),
-// and node:http lets `Expect: 100-continue` through and reports the server's
-// `100 Continue` ('continue' event). undici writes host / connection /
-// content-length itself (lowercase, its own order) and refuses Expect.
+// The request head must be Dovecot's, byte for byte, and `Expect:
+// 100-continue` must wait for the server's `100 Continue`. undici writes
+// host / connection / content-length itself (lowercase, its own order) and
+// refuses Expect. Plain HTTP goes over our own connections
+// (http-connection.ts: the head written as built, a small response parser),
+// which cost a fraction of node:http's client per request; HTTPS goes
+// through node:https, whose headers given as [name, value] pairs with
+// `setHost: false` are written exactly as given and which reports `100
+// Continue` ('continue' event).
 //
 // The head, as http_client_request_send_real (src/lib-http/http-client-request.c,
 // 2.3.19.1, lines 1346-1420) builds it: Host, Date, Authorization (user:pass@
@@ -26,6 +28,8 @@ import type { HttpTarget } from '../../http/capture-sink.js'
 import type { LuaEnv } from '../env.js'
 import type { EventState } from './event.js'
 import { type Http24Values, type HttpClientSettings, requestLimits } from './http-settings.js'
+import { ConnectionPool, type PooledConnection, ResponseParser } from './http-connection.js'
+import * as net from 'node:net'
 
 export const DEFAULT_REQUEST_TIMEOUT_MSECS = 60_000
 /** setTimeout's limit; longer (e.g. 2.4 "infinite" = UINT_MAX) means no timer. */
@@ -41,7 +45,8 @@ export const DEFAULT_IDLE_MSECS = 4000
 
 /** A client's connection pools: made at its first request. */
 export interface ClientAgents {
-  http?: http.Agent
+  /** Plain HTTP (http-connection.ts). */
+  pool?: ConnectionPool
   https?: https.Agent
 }
 
@@ -303,7 +308,10 @@ interface AttemptResult {
 }
 
 interface AttemptSpec {
-  readonly agent: http.Agent
+  /** HTTPS: node:https's pool. */
+  readonly agent: http.Agent | undefined
+  /** Plain HTTP: ours. */
+  readonly pool: ConnectionPool | undefined
   /** node:https (TLS) or node:http; capture mode always sends in plain text. */
   readonly tls: boolean
   /** Where to connect (the URL's host, or the capture sink). */
@@ -324,14 +332,167 @@ interface AttemptSpec {
 /** When each pooled socket finished connecting (Dovecot's "connected N secs ago"). */
 const connectedAt = new WeakMap<Socket, number>()
 
-export function agentsFor(client: ClientState, tls: boolean): http.Agent {
+/** The client's HTTPS agent (node:https). */
+export function agentsFor(client: ClientState): https.Agent {
   const agents = (client.agent ??= {})
   const idle = client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS
   // keep-alive, unlimited sockets (requests of one Lua state are sequential),
   // `timeout` closes idle pooled sockets (the Agent also honours a server's Keep-Alive: timeout=)
   const options = { keepAlive: true, timeout: Math.min(idle, MAX_TIMER_MS), scheduling: 'lifo' as const }
-  if (tls) return (agents.https ??= new https.Agent(options))
-  return (agents.http ??= new http.Agent(options))
+  return (agents.https ??= new https.Agent(options))
+}
+
+/** The client's plain-HTTP connection pool. */
+export function poolFor(client: ClientState): ConnectionPool {
+  const agents = (client.agent ??= {})
+  return (agents.pool ??= new ConnectionPool(Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)))
+}
+
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+
+/**
+ * One plain-HTTP attempt on our own connection (http-connection.ts): the
+ * same timers, Expect handling and failures as `attempt` below.
+ */
+export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
+  return new Promise<AttemptResult>((resolve, reject) => {
+    const pool = spec.pool!
+    const key = peerAddr(spec.host, spec.port)
+    let done = false
+    let socket: net.Socket | undefined
+    let conn: PooledConnection | undefined
+    let timer: NodeJS.Timeout | undefined
+    let connectTimer: NodeJS.Timeout | undefined
+    let continueTimer: NodeJS.Timeout | undefined
+    let bodySent = false
+    let gotResponse = false
+
+    const fail = (err: unknown): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      clearTimeout(connectTimer)
+      clearTimeout(continueTimer)
+      socket?.destroy()
+      reject(err)
+    }
+    // node:http's checks of what it would write (9000 "Aborted: …"); Dovecot would send it as given
+    for (const [k, v] of spec.headers) {
+      if (!HTTP_TOKEN.test(k)) return fail(new TypeError(`Header name must be a valid HTTP token ["${k}"]`))
+      if (BAD_HEADER_VALUE.test(v)) return fail(new TypeError(`Invalid character in header content ["${k}"]`))
+    }
+    const head = Buffer.from(`${spec.method} ${spec.path} HTTP/1.1\r\n${spec.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`, 'latin1')
+    const body = spec.body !== undefined && spec.body.length > 0 ? Buffer.from(spec.body.buffer, spec.body.byteOffset, spec.body.byteLength) : undefined
+    const lost = (detail: string): ConnectionLost => new ConnectionLost(detail, conn?.connectedAt)
+
+    const sendBody = (): void => {
+      if (bodySent || done) return
+      bodySent = true
+      socket!.write(body!)
+    }
+    const finish = (): void => {
+      const res = parser.done!
+      done = true
+      clearTimeout(timer)
+      clearTimeout(continueTimer)
+      const withheld = body !== undefined && !bodySent
+      // the payload announced by Content-Length was never sent: this connection cannot carry another request
+      if (res.keepAlive && !withheld && parser.extra === 0) pool.put(key, conn!, res.keepAliveHint)
+      else socket!.destroy()
+      resolve({ status: res.status, reason: res.reason, headers: res.headers, body: res.body, payloadWithheld: withheld })
+    }
+    const parser = new ResponseParser(spec.method.toUpperCase() === 'HEAD', (status) => {
+      // `100 Continue`: the payload now ("Got 100-continue response after timeout" when too late)
+      if (status !== 100 || !spec.sync || bodySent || gotResponse || done) return
+      clearTimeout(continueTimer)
+      spec.peer.noPayloadSync = false
+      spec.peer.seen100 = true
+      sendBody()
+    }, () => {
+      gotResponse = true
+      clearTimeout(continueTimer)
+    })
+
+    const listen = (s: net.Socket, c: PooledConnection): void => {
+      s.on('data', (d: Buffer) => {
+        if (done) return
+        try {
+          parser.push(d)
+        } catch (err) {
+          fail(err)
+          return
+        }
+        if (parser.done !== undefined) finish()
+      })
+      s.on('error', (err: NodeJS.ErrnoException) => {
+        if (done) return
+        const code = err.code
+        if (code === 'ECONNRESET' || code === 'EPIPE') {
+          // http-client-connection.c: a failed write is "Remote disconnected"
+          // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
+          if (err.syscall === 'write') fail(lost('Remote disconnected'))
+          else fail(lost(`read(${c.peer}) failed: ${STRERROR[code] ?? code}`))
+          return
+        }
+        fail(err)
+      })
+      s.on('end', () => {
+        if (done) return
+        if (parser.end()) finish()
+        else fail(lost(`read(${c.peer}) failed: EOF`))
+      })
+      s.on('close', () => fail(lost(`read(${c.peer}) failed: EOF`)))
+    }
+    // request_timeout_msecs runs once the connection is up and the request goes out
+    const send = (s: net.Socket): void => {
+      if (spec.timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => fail(new AttemptTimeout(conn?.connectedAt)), spec.timeoutMs)
+      if (body === undefined) s.write(head)
+      else if (!spec.sync) {
+        bodySent = true
+        s.write(Buffer.concat([head, body]))
+      } else {
+        s.write(head)
+        // http_client_connection_next_request: the 2 s wait for 100 starts once the header is sent
+        if (!spec.peer.seen100) {
+          continueTimer = setTimeout(() => {
+            spec.peer.noPayloadSync = true
+            sendBody()
+          }, CONTINUE_TIMEOUT_MSECS)
+        }
+      }
+    }
+
+    const pooled = pool.take(key)
+    if (pooled !== undefined) {
+      conn = pooled
+      socket = pooled.socket
+      listen(socket, pooled)
+      send(socket)
+      return
+    }
+    const started = performance.now()
+    const s = net.connect({ host: spec.host, port: spec.port })
+    socket = s
+    s.setNoDelay(true)
+    if (spec.connectTimeoutMs <= MAX_TIMER_MS) {
+      connectTimer = setTimeout(() => {
+        fail(new ConnectFailed(`connect(${peerAddr(spec.host, spec.port)}) failed: Connection timed out in ${fmtSecs(performance.now() - started)} secs`))
+      }, spec.connectTimeoutMs)
+    }
+    const early = (err: Error): void => fail(err) // refused, unreachable, lookup failed: classify() words them
+    s.once('error', early)
+    s.once('connect', () => {
+      clearTimeout(connectTimer)
+      s.removeListener('error', early)
+      const c: PooledConnection = { socket: s, connectedAt: performance.now(), peer: peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port), idleTimer: undefined }
+      conn = c
+      connectedAt.set(s, c.connectedAt)
+      if (done) return
+      listen(s, c)
+      send(s)
+    })
+  })
 }
 
 /** Bytes as a latin1 string: node:http writes header text as latin1, so the UTF-8 bytes of the script's string go out unchanged, as Dovecot sends them. */
@@ -578,8 +739,10 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
     if (settings.bool.debug === true) env.log.debug({ method, url: redact(url), attempt: attempts }, 'dovecot.http: sending request')
     let res: AttemptResult
     try {
-      res = await attempt({
-        agent: agentsFor(rq.client, tls),
+      const run = tls ? attempt : attemptPlain
+      res = await run({
+        agent: tls ? agentsFor(rq.client) : undefined,
+        pool: tls ? undefined : poolFor(rq.client),
         tls,
         // --http capture: every connection goes to the built-in sink, the Host header stays the URL's
         host: target?.host ?? urlHost(url),

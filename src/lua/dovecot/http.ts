@@ -132,9 +132,12 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
   const v24 = env.dovecot === '2.4'
   let clientIds = 0
   let requestIds = 0
-  const clients = new LuaObjects<ClientState>(api, L, 'http_client', { onPush: () => env.gc.observe('an HTTP client') })
-  const requests = new LuaObjects<RequestState>(api, L, 'http_client_request', { onPush: () => env.gc.observe('an HTTP request') })
-  const responses = new LuaObjects<ResponseState>(api, L, 'http_response', { onPush: () => env.gc.observe('an HTTP response') })
+  // Their finalizers only forget the JS side: a client's pooled connections
+  // close when idle (max_idle_time), not when it is collected, so collecting
+  // these objects does nothing a script or a server can see (stdlib/gc.ts).
+  const clients = new LuaObjects<ClientState>(api, L, 'http_client')
+  const requests = new LuaObjects<RequestState>(api, L, 'http_client_request')
+  const responses = new LuaObjects<ResponseState>(api, L, 'http_response')
 
   /** The object at arg 1, or Dovecot's "Bad argument" error. */
   function self<T>(SL: LuaThread, objs: LuaObjects<T>, typeName: string): T {

@@ -14,9 +14,11 @@
 //   debug.setmetatable, debug.getmetatable or debug.getregistry (each
 //   replaced here by a function that does exactly what Lua's does, argument
 //   errors included, and then switches);
-// - dovepush hands the script an object with a finalizer: an HTTP client,
-//   request or response, a mailbox, a dovecot.event, an open file, or a cjson
-//   array carrying cjson.array_mt;
+// - dovepush hands the script an object whose collection does something: a
+//   mailbox, a dovecot.event, an open file (closed when collected), or a
+//   cjson array carrying cjson.array_mt (dovecot.http's objects are not among
+//   them: their finalizers only forget JS state, and a client's connections
+//   close when idle, not when it is collected);
 // - a metatable the script can reach without getmetatable (the user object's
 //   and dovecot's, through their `__index`) gains __gc or __mode (checked
 //   after each transaction).

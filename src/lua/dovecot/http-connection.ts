@@ -1,0 +1,284 @@
+// Plain-HTTP connections of dovecot.http (after lib-http's
+// http-client-connection.c): one request at a time per TCP connection, the
+// request head written exactly as built (http-transport.ts), the payload
+// sent at once or on `100 Continue`, the response read by a small HTTP/1.x
+// parser, and idle keep-alive connections pooled per client.
+//
+// node:http did this before; for one sequential POST per event its client
+// machinery (ClientRequest, IncomingMessage streams, the agent) cost about
+// as much CPU as the whole exchange, and the issue's target (a POST per
+// event at 75% of raw undici's rate) was out of reach with it. HTTPS stays
+// on node:https (http-transport.ts).
+//
+// The parser takes what lib-http's http-response-parser.c takes in practice:
+// `HTTP/1.x <3 digits>[ <reason>]`, header lines (LF or CRLF), a body framed
+// by Transfer-Encoding: chunked, Content-Length, or the end of the
+// connection; 1xx answers before the final one; no body for HEAD, 204, 304.
+// What it refuses is a ResponseError (Dovecot's 9007, "Bad response").
+
+import { Buffer } from 'node:buffer'
+import * as net from 'node:net'
+
+/** A response lib-http would not accept: 9007 with this text. */
+export class ResponseError extends Error {
+  readonly code = 'HPE_INVALID'
+}
+
+export interface ParsedResponse {
+  readonly status: number
+  readonly reason: string
+  /** Raw header pairs, in the server's order and case. */
+  readonly headers: Array<[string, string]>
+  readonly body: Uint8Array
+  /** The connection can carry another request. */
+  readonly keepAlive: boolean
+  /** Seconds from a Keep-Alive: timeout=N header, if any. */
+  readonly keepAliveHint: number | undefined
+}
+
+type Phase = 'status' | 'headers' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'close' | 'done'
+
+/** Incremental HTTP/1.x response parser for one request. */
+export class ResponseParser {
+  #buf: Buffer = Buffer.alloc(0)
+  #phase: Phase = 'status'
+  #status = 0
+  #reason = ''
+  #minor = 1
+  #headers: Array<[string, string]> = []
+  #chunks: Buffer[] = []
+  #remaining = 0
+  #response: ParsedResponse | undefined
+  /** Bytes after the final response (a server talking out of turn). */
+  extra = 0
+
+  /**
+   * @param head the request was HEAD (no response body)
+   * @param onInterim told of each 1xx answer before the final one
+   */
+  constructor(readonly head: boolean, readonly onInterim: (status: number) => void, readonly onFinalHead?: () => void) {}
+
+  get done(): ParsedResponse | undefined {
+    return this.#response
+  }
+
+  /** Feeds bytes; throws ResponseError on a malformed answer. */
+  push(data: Buffer): void {
+    if (this.#response !== undefined) {
+      this.extra += data.length
+      return
+    }
+    this.#buf = this.#buf.length === 0 ? data : Buffer.concat([this.#buf, data])
+    while (this.#step()) { /* next phase */ }
+  }
+
+  /** The connection ended: completes a close-delimited body; false if the answer is cut short. */
+  end(): boolean {
+    if (this.#response !== undefined) return true
+    if (this.#phase !== 'close') return false
+    this.#finish(false)
+    return true
+  }
+
+  #line(): string | undefined {
+    const nl = this.#buf.indexOf(0x0a)
+    if (nl < 0) {
+      if (this.#buf.length > 65536) throw new ResponseError('Response header too large')
+      return undefined
+    }
+    const end = nl > 0 && this.#buf[nl - 1] === 0x0d ? nl - 1 : nl
+    const line = this.#buf.toString('latin1', 0, end)
+    this.#buf = this.#buf.subarray(nl + 1)
+    return line
+  }
+
+  #step(): boolean {
+    switch (this.#phase) {
+      case 'status': {
+        const line = this.#line()
+        if (line === undefined) return false
+        const m = /^HTTP\/1\.(\d) (\d{3})(?: (.*))?$/.exec(line)
+        if (m === null) throw new ResponseError(`Invalid HTTP status line: ${JSON.stringify(line.slice(0, 80))}`)
+        this.#minor = Number(m[1])
+        this.#status = Number(m[2])
+        this.#reason = m[3] ?? ''
+        this.#headers = []
+        this.#phase = 'headers'
+        return true
+      }
+      case 'headers': {
+        const line = this.#line()
+        if (line === undefined) return false
+        if (line !== '') {
+          const colon = line.indexOf(':')
+          if (colon <= 0 || /[\s]/.test(line.slice(0, colon))) throw new ResponseError(`Invalid header line: ${JSON.stringify(line.slice(0, 80))}`)
+          this.#headers.push([line.slice(0, colon), line.slice(colon + 1).trim()])
+          return true
+        }
+        return this.#bodyStart()
+      }
+      case 'length': {
+        if (this.#buf.length === 0) return false
+        const n = Math.min(this.#remaining, this.#buf.length)
+        this.#chunks.push(this.#buf.subarray(0, n))
+        this.#buf = this.#buf.subarray(n)
+        this.#remaining -= n
+        if (this.#remaining === 0) this.#finish(true)
+        return this.#remaining === 0
+      }
+      case 'chunk-size': {
+        const line = this.#line()
+        if (line === undefined) return false
+        const m = /^([0-9a-fA-F]+)\s*(?:;.*)?$/.exec(line)
+        if (m === null) throw new ResponseError(`Invalid chunk size: ${JSON.stringify(line.slice(0, 80))}`)
+        this.#remaining = parseInt(m[1]!, 16)
+        this.#phase = this.#remaining === 0 ? 'trailers' : 'chunk-data'
+        return true
+      }
+      case 'chunk-data': {
+        if (this.#buf.length === 0) return false
+        const n = Math.min(this.#remaining, this.#buf.length)
+        this.#chunks.push(this.#buf.subarray(0, n))
+        this.#buf = this.#buf.subarray(n)
+        this.#remaining -= n
+        if (this.#remaining > 0) return false
+        this.#phase = 'chunk-end'
+        return true
+      }
+      case 'chunk-end': {
+        const line = this.#line()
+        if (line === undefined) return false
+        if (line !== '') throw new ResponseError('Invalid chunk: missing CRLF after the data')
+        this.#phase = 'chunk-size'
+        return true
+      }
+      case 'trailers': {
+        const line = this.#line()
+        if (line === undefined) return false
+        if (line === '') this.#finish(true)
+        return true // trailer fields are read and dropped
+      }
+      case 'close':
+        if (this.#buf.length > 0) {
+          this.#chunks.push(this.#buf)
+          this.#buf = Buffer.alloc(0)
+        }
+        return false
+      case 'done':
+        return false
+    }
+  }
+
+  /** After the header block: an interim answer, or how the body is framed. */
+  #bodyStart(): boolean {
+    const status = this.#status
+    if (status >= 100 && status < 200) {
+      this.onInterim(status)
+      this.#phase = 'status'
+      return true
+    }
+    this.onFinalHead?.()
+    if (this.head || status === 204 || status === 304) {
+      this.#finish(true)
+      return false
+    }
+    const te = this.#header('transfer-encoding')
+    if (te !== undefined && /(^|,)\s*chunked\s*$/i.test(te)) {
+      this.#phase = 'chunk-size'
+      return true
+    }
+    const cl = this.#header('content-length')
+    if (cl !== undefined) {
+      if (!/^\d+$/.test(cl)) throw new ResponseError(`Invalid Content-Length header: ${JSON.stringify(cl)}`)
+      this.#remaining = Number(cl)
+      if (this.#remaining === 0) {
+        this.#finish(true)
+        return false
+      }
+      this.#phase = 'length'
+      return true
+    }
+    this.#phase = 'close'
+    return true
+  }
+
+  #header(name: string): string | undefined {
+    let v: string | undefined
+    for (const [k, val] of this.#headers) if (k.toLowerCase() === name) v = v === undefined ? val : `${v}, ${val}`
+    return v
+  }
+
+  #finish(framed: boolean): void {
+    const connection = (this.#header('connection') ?? '').toLowerCase()
+    const keepAlive = framed && this.#buf.length === 0 &&
+      (this.#minor >= 1 ? !/(^|,)\s*close\s*(,|$)/.test(connection) : /(^|,)\s*keep-alive\s*(,|$)/.test(connection))
+    const hint = /timeout=(\d+)/i.exec(this.#header('keep-alive') ?? '')
+    this.extra = this.#buf.length
+    this.#response = {
+      status: this.#status,
+      reason: this.#reason,
+      headers: this.#headers,
+      body: this.#chunks.length === 1 ? new Uint8Array(this.#chunks[0]!) : new Uint8Array(Buffer.concat(this.#chunks)),
+      keepAlive,
+      keepAliveHint: hint !== null ? Number(hint[1]) : undefined,
+    }
+    this.#phase = 'done'
+  }
+}
+
+/** A pooled connection: its socket and when it was set up. */
+export interface PooledConnection {
+  readonly socket: net.Socket
+  readonly connectedAt: number
+  /** The peer as `ip:port`, taken at connect (the socket forgets it once closed). */
+  readonly peer: string
+  idleTimer: NodeJS.Timeout | undefined
+}
+
+/** Idle keep-alive connections of one client, per `host:port`. */
+export class ConnectionPool {
+  readonly #idle = new Map<string, PooledConnection[]>()
+
+  constructor(readonly idleMs: number) {}
+
+  /** An idle connection to host:port still open, if any (taken out of the pool). */
+  take(key: string): PooledConnection | undefined {
+    const list = this.#idle.get(key)
+    while (list !== undefined && list.length > 0) {
+      const c = list.pop()!
+      clearTimeout(c.idleTimer)
+      c.idleTimer = undefined
+      c.socket.removeAllListeners('close').removeAllListeners('error').removeAllListeners('data')
+      if (!c.socket.destroyed && c.socket.readyState === 'open') {
+        c.socket.ref()
+        return c
+      }
+      c.socket.destroy()
+    }
+    return undefined
+  }
+
+  /** Keeps a connection for reuse for `idleMs` (or the server's Keep-Alive hint, a second early). */
+  put(key: string, c: PooledConnection, hintSecs: number | undefined): void {
+    const s = c.socket
+    s.removeAllListeners('data').removeAllListeners('error').removeAllListeners('close').removeAllListeners('end')
+    const drop = (): void => {
+      const list = this.#idle.get(key)
+      const i = list?.indexOf(c) ?? -1
+      if (i >= 0) list!.splice(i, 1)
+      clearTimeout(c.idleTimer)
+      s.destroy()
+    }
+    s.on('data', drop) // a server talking out of turn
+    s.on('error', drop)
+    s.on('close', drop)
+    s.on('end', drop)
+    const ms = hintSecs !== undefined && hintSecs * 1000 - 1000 > 0 ? Math.min(this.idleMs, hintSecs * 1000 - 1000) : this.idleMs
+    c.idleTimer = setTimeout(drop, ms)
+    c.idleTimer.unref()
+    s.unref()
+    let list = this.#idle.get(key)
+    if (list === undefined) this.#idle.set(key, (list = []))
+    list.push(c)
+  }
+}

@@ -1,0 +1,132 @@
+// dovecot.http's plain-HTTP connections (src/lua/dovecot/http-connection.ts):
+// the response parser on byte streams cut anywhere, and the framings a real
+// server sends (raw TCP servers on 127.0.0.1, so each answer is exactly as written).
+
+import { Buffer } from 'node:buffer'
+import * as net from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ResponseError, ResponseParser } from '../../../src/lua/dovecot/http-connection.js'
+import { inBeginTxn } from '../../helpers/begin-txn.js'
+import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
+
+const withTrace = traceScripts('dovepush-conn-', KEYS_AND_R)
+
+/** Feeds `text` in pieces of `step` bytes; returns the response and the 1xx statuses seen. */
+function parse(text: string, o: { step?: number; head?: boolean; close?: boolean } = {}) {
+  const interim: number[] = []
+  const p = new ResponseParser(o.head === true, (s) => interim.push(s))
+  const bytes = Buffer.from(text, 'latin1')
+  const step = o.step ?? bytes.length
+  for (let i = 0; i < bytes.length && p.done === undefined; i += step) p.push(bytes.subarray(i, i + step))
+  const ended = o.close === true ? p.end() : undefined
+  const r = p.done
+  return { interim, ended, extra: p.extra, r: r && { ...r, body: Buffer.from(r.body).toString('latin1') } }
+}
+
+describe('ResponseParser', () => {
+  for (const step of [1, 3, 1000]) {
+    it(`Content-Length, chunked and 1xx answers, fed ${step} bytes at a time`, () => {
+      expect(parse('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello', { step })).toEqual({
+        interim: [100], ended: undefined, extra: 0,
+        r: { status: 200, reason: 'OK', headers: [['Content-Type', 'text/plain'], ['Content-Length', '5']], body: 'hello', keepAlive: true, keepAliveHint: undefined },
+      })
+      expect(parse('HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: 1\r\n\r\n', { step }).r).toEqual({
+        status: 201, reason: 'Created', headers: [['Transfer-Encoding', 'chunked'], ['Keep-Alive', 'timeout=5']], body: 'abc0123456789abcdef', keepAlive: true, keepAliveHint: 5,
+      })
+      expect(parse('HTTP/1.1 102 Processing\n\nHTTP/1.1 204 No Content\nX: y\n\n', { step })).toMatchObject({ interim: [102], r: { status: 204, body: '', headers: [['X', 'y']] } })
+    })
+  }
+
+  it('no body for HEAD, 204 and 304; a body until the end of the connection otherwise', () => {
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n', { head: true }).r).toMatchObject({ status: 200, body: '', keepAlive: true })
+    expect(parse('HTTP/1.1 304 Not Modified\r\n\r\n').r).toMatchObject({ status: 304, body: '' })
+    const closed = parse('HTTP/1.0 200 OK\r\n\r\nall of it', { close: true })
+    expect(closed).toMatchObject({ ended: true, r: { status: 200, body: 'all of it', keepAlive: false } })
+  })
+
+  it('keep-alive: HTTP/1.1 unless Connection: close, HTTP/1.0 only with keep-alive; not with bytes after the answer', () => {
+    expect(parse('HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n').r?.keepAlive).toBe(false)
+    expect(parse('HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n').r?.keepAlive).toBe(true)
+    expect(parse('HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n').r?.keepAlive).toBe(false)
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA')).toMatchObject({ extra: 5, r: { body: 'ok', keepAlive: false } })
+  })
+
+  it('an answer cut short is not complete; malformed ones are ResponseErrors', () => {
+    expect(parse('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort', { close: true })).toMatchObject({ ended: false, r: undefined })
+    expect(() => parse('HTTP/2 200 OK\r\n\r\n')).toThrow(ResponseError)
+    expect(() => parse('HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n')).toThrow('Invalid Content-Length header: "ten"')
+    expect(() => parse('HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n')).toThrow('Invalid header line')
+    expect(() => parse('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n')).toThrow('Invalid chunk size')
+  })
+})
+
+describe('dovecot.http over raw servers', () => {
+  const servers: net.Server[] = []
+  const sockets = new Set<net.Socket>()
+  afterEach(async () => {
+    for (const s of sockets) s.destroy() // the client keeps idle connections for seconds
+    sockets.clear()
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))))
+  })
+  /** A server answering each request (after its head and Content-Length body) with `answers[i]`, then closing if asked. */
+  let accepted = 0
+  async function rawServer(answers: string[], closeAfter = false): Promise<number> {
+    const server = net.createServer((sock) => {
+      accepted++
+      sockets.add(sock)
+      let buf = ''
+      sock.on('data', (d) => {
+        buf += d.toString('latin1')
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n')
+          if (end < 0) return
+          const len = Number(/content-length: (\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0)
+          if (/expect: 100-continue/i.test(buf.slice(0, end)) && buf.length < end + 4 + len && !buf.includes('\u0000sent100')) {
+            sock.write('HTTP/1.1 100 Continue\r\n\r\n')
+            buf += '\u0000sent100'
+          }
+          const have = buf.replace('\u0000sent100', '')
+          if (have.length < end + 4 + len) return
+          buf = have.slice(end + 4 + len)
+          sock.write(answers.shift() ?? 'HTTP/1.1 500 Out of answers\r\nContent-Length: 0\r\n\r\n')
+          if (closeAfter) sock.end()
+        }
+      })
+    })
+    servers.push(server)
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    return (server.address() as net.AddressInfo).port
+  }
+
+  it('reads chunked and close-delimited answers, and keeps one connection for keep-alive ones', async () => {
+    const port = await rawServer([
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+      'HTTP/1.1 202 Accepted\r\nContent-Length: 3\r\n\r\nyes',
+    ])
+    accepted = 0
+    const port2 = await rawServer(['HTTP/1.0 200 OK\r\nX-Kind: close-delimited\r\n\r\nuntil the end'], true)
+    const { lines } = await inBeginTxn(withTrace, `
+      local c = dovecot.http.client({})
+      local r1 = c:request({ url = "http://127.0.0.1:${port}/a", method = "POST" })
+      r1:set_payload("x=1")
+      local a = r1:submit()
+      local b = c:request({ url = "http://127.0.0.1:${port}/b" }):submit()
+      trace(r(a:status(), a:payload(), b:status(), b:reason(), b:payload()))
+      local d = dovecot.http.client({}):request({ url = "http://127.0.0.1:${port2}/" }):submit()
+      trace(r(d:status(), d:header("x-kind"), d:payload()))`, 'wasmoon')
+    expect(lines).toEqual(['200 ok 202 Accepted yes', '200 close-delimited until the end'])
+    expect(accepted).toBe(2) // the first two requests shared one connection
+  })
+
+  it('a malformed answer is 9007; an answer cut short is 9005', async () => {
+    const bad = await rawServer(['HTTP/1.1 abc nope\r\n\r\n'])
+    const cut = await rawServer(['HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort'], true)
+    const { lines } = await inBeginTxn(withTrace, `
+      local c = dovecot.http.client({})
+      local a = c:request({ url = "http://127.0.0.1:${bad}/" }):submit()
+      local b = c:request({ url = "http://127.0.0.1:${cut}/" }):submit()
+      trace(a:status()) trace(a:reason()) trace(b:status()) trace(b:reason())`, 'wasmoon')
+    expect(lines.slice(0, 3)).toEqual(['9007', 'Invalid HTTP response: Invalid HTTP status line: "HTTP/1.1 abc nope"', '9005'])
+    expect(lines[3]).toMatch(/^Connection lost: read\(127\.0\.0\.1:\d+\) failed: EOF \(Request queued/)
+  })
+})
