@@ -6,8 +6,8 @@
 // node:http servers do). Issue acceptance: sequential ≥ 75% of raw undici.
 // Also printed: the same exchange as Dovecot makes it (its header block,
 // `Expect: 100-continue`, the body sent on `100 Continue`: one more round
-// trip than raw undici's POST) in raw node:http, to tell the protocol's cost
-// from dovepush's.
+// trip than raw undici's POST) in raw node:http and on a bare net.Socket,
+// to tell the protocol's cost from dovepush's.
 //
 //   npm run bench            (runs this after the replay)
 //   npm run build && node bench/http.bench.js
@@ -15,6 +15,7 @@
 
 import { spawn } from 'node:child_process'
 import http from 'node:http'
+import net from 'node:net'
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -125,6 +126,42 @@ async function viaNodeHttpDovecotHead(port, n) {
   return n / secs
 }
 
+/** Dovecot's exchange on a bare keep-alive socket: the head, the body on `100 Continue`, the answer (this sink's: Content-Length 2). */
+async function viaNetDovecotExchange(port, n) {
+  const sock = net.connect(port, '127.0.0.1')
+  sock.setNoDelay(true)
+  await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject))
+  let buf = ''
+  let waiter = null
+  sock.on('data', (d) => {
+    buf += d.toString('latin1')
+    waiter?.()
+  })
+  const until = (done) => new Promise((resolve) => {
+    waiter = () => {
+      if (done()) {
+        waiter = null
+        resolve()
+      }
+    }
+    waiter()
+  })
+  const t0 = performance.now()
+  for (let i = 1; i <= n; i++) {
+    const body = `{"user":"alice@example.test","mailbox":"INBOX","uid":${i},"subject":"Hi"}`
+    sock.write(`POST /hook HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nDate: ${new Date().toUTCString()}\r\nUser-Agent: dovepush-bench/1\r\n` +
+      `Expect: 100-continue\r\nContent-Length: ${body.length}\r\nConnection: Keep-Alive\r\nContent-Type: application/json\r\n\r\n`, 'latin1')
+    await until(() => buf.includes('100 Continue\r\n\r\n'))
+    buf = buf.slice(buf.indexOf('\r\n\r\n') + 4)
+    sock.write(body)
+    await until(() => /^HTTP\/1\.1 200 [^]*\r\n\r\nok$/.test(buf))
+    buf = ''
+  }
+  const secs = (performance.now() - t0) / 1000
+  sock.destroy()
+  return n / secs
+}
+
 const fmt = (x) => Math.round(x).toLocaleString('en-US')
 
 export async function runHttpBench() {
@@ -139,16 +176,20 @@ export async function runHttpBench() {
     let lua = 0
     let raw = 0
     let same = 0
+    let bare = 0
     for (let r = 0; r < ROUNDS; r++) {
       raw = Math.max(raw, await viaUndici(url, N))
       same = Math.max(same, await viaNodeHttpDovecotHead(port, N))
+      bare = Math.max(bare, await viaNetDovecotExchange(port, N))
       lua = Math.max(lua, await viaLua('wasmoon', path, N))
     }
     const ratio = lua / raw
     console.log(`POST per event (sequential, ${fmt(N)} events, best of ${ROUNDS}): dovecot.http on wasmoon ${fmt(lua)}/s, raw undici ${fmt(raw)}/s, ratio ${ratio.toFixed(3)} (target ≥ 0.75: ${ratio >= 0.75 ? 'met' : 'NOT met'})`)
     console.log(`  the same exchange as Dovecot's (Expect: 100-continue, body on 100) in raw node:http: ${fmt(same)}/s, dovecot.http/that ${(lua / same).toFixed(3)}`)
+    console.log(`  the same exchange on a bare net.Socket: ${fmt(bare)}/s (${(bare / raw).toFixed(3)} of raw undici), dovecot.http/that ${(lua / bare).toFixed(3)}`)
     const results = { node: process.version, n: N, rounds: ROUNDS, dovecot_http_wasmoon: Math.round(lua), raw_undici: Math.round(raw), ratio: Number(ratio.toFixed(3)),
-      raw_node_http_dovecot_head: Math.round(same), ratio_same_exchange: Number((lua / same).toFixed(3)) }
+      raw_node_http_dovecot_head: Math.round(same), ratio_same_exchange: Number((lua / same).toFixed(3)),
+      bare_socket_dovecot_exchange: Math.round(bare), ratio_bare_exchange: Number((lua / bare).toFixed(3)) }
     mkdirSync(here('./baselines'), { recursive: true })
     writeFileSync(here('./baselines/http-latest.json'), JSON.stringify(results, null, 2) + '\n')
     return results

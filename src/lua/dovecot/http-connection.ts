@@ -226,13 +226,32 @@ export class ResponseParser {
   }
 }
 
-/** A pooled connection: its socket and when it was set up. */
-export interface PooledConnection {
-  readonly socket: net.Socket
-  readonly connectedAt: number
-  /** The peer as `ip:port`, taken at connect (the socket forgets it once closed). */
-  readonly peer: string
+/** What the request on a connection hears from its socket. */
+export interface ConnectionHandler {
+  data(d: Buffer): void
+  error(err: NodeJS.ErrnoException): void
+  end(): void
+  close(): void
+}
+
+/**
+ * A connection: its socket, when it was set up, and the request using it
+ * (`handler`). The socket's listeners are added once; while the connection
+ * is idle in a pool, anything from the server (data, end, error) drops it.
+ */
+export class PooledConnection {
+  handler: ConnectionHandler | undefined
   idleTimer: NodeJS.Timeout | undefined
+  /** Set while pooled: takes the connection out of its pool and closes it. */
+  drop: (() => void) | undefined
+
+  /** @param peer the peer as `ip:port`, taken at connect (the socket forgets it once closed) */
+  constructor(readonly socket: net.Socket, readonly connectedAt: number, readonly peer: string) {
+    socket.on('data', (d: Buffer) => (this.handler !== undefined ? this.handler.data(d) : this.drop?.()))
+    socket.on('error', (err: NodeJS.ErrnoException) => (this.handler !== undefined ? this.handler.error(err) : this.drop?.()))
+    socket.on('end', () => (this.handler !== undefined ? this.handler.end() : this.drop?.()))
+    socket.on('close', () => (this.handler !== undefined ? this.handler.close() : this.drop?.()))
+  }
 }
 
 /** Idle keep-alive connections of one client, per `host:port`. */
@@ -248,7 +267,7 @@ export class ConnectionPool {
       const c = list.pop()!
       clearTimeout(c.idleTimer)
       c.idleTimer = undefined
-      c.socket.removeAllListeners('close').removeAllListeners('error').removeAllListeners('data')
+      c.drop = undefined
       if (!c.socket.destroyed && c.socket.readyState === 'open') {
         c.socket.ref()
         return c
@@ -260,23 +279,19 @@ export class ConnectionPool {
 
   /** Keeps a connection for reuse for `idleMs` (or the server's Keep-Alive hint, a second early). */
   put(key: string, c: PooledConnection, hintSecs: number | undefined): void {
-    const s = c.socket
-    s.removeAllListeners('data').removeAllListeners('error').removeAllListeners('close').removeAllListeners('end')
-    const drop = (): void => {
+    c.handler = undefined
+    c.drop = () => {
       const list = this.#idle.get(key)
       const i = list?.indexOf(c) ?? -1
       if (i >= 0) list!.splice(i, 1)
       clearTimeout(c.idleTimer)
-      s.destroy()
+      c.drop = undefined
+      c.socket.destroy()
     }
-    s.on('data', drop) // a server talking out of turn
-    s.on('error', drop)
-    s.on('close', drop)
-    s.on('end', drop)
     const ms = hintSecs !== undefined && hintSecs * 1000 - 1000 > 0 ? Math.min(this.idleMs, hintSecs * 1000 - 1000) : this.idleMs
-    c.idleTimer = setTimeout(drop, ms)
+    c.idleTimer = setTimeout(c.drop, ms)
     c.idleTimer.unref()
-    s.unref()
+    c.socket.unref()
     let list = this.#idle.get(key)
     if (list === undefined) this.#idle.set(key, (list = []))
     list.push(c)

@@ -28,7 +28,7 @@ import type { HttpTarget } from '../../http/capture-sink.js'
 import type { LuaEnv } from '../env.js'
 import type { EventState } from './event.js'
 import { type Http24Values, type HttpClientSettings, requestLimits } from './http-settings.js'
-import { ConnectionPool, type PooledConnection, ResponseParser } from './http-connection.js'
+import { ConnectionPool, PooledConnection, ResponseParser } from './http-connection.js'
 import * as net from 'node:net'
 
 export const DEFAULT_REQUEST_TIMEOUT_MSECS = 60_000
@@ -414,35 +414,37 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       clearTimeout(continueTimer)
     })
 
-    const listen = (s: net.Socket, c: PooledConnection): void => {
-      s.on('data', (d: Buffer) => {
-        if (done) return
-        try {
-          parser.push(d)
-        } catch (err) {
+    const listen = (c: PooledConnection): void => {
+      c.handler = {
+        data: (d) => {
+          if (done) return
+          try {
+            parser.push(d)
+          } catch (err) {
+            fail(err)
+            return
+          }
+          if (parser.done !== undefined) finish()
+        },
+        error: (err) => {
+          if (done) return
+          const code = err.code
+          if (code === 'ECONNRESET' || code === 'EPIPE') {
+            // http-client-connection.c: a failed write is "Remote disconnected"
+            // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
+            if (err.syscall === 'write') fail(lost('Remote disconnected'))
+            else fail(lost(`read(${c.peer}) failed: ${STRERROR[code] ?? code}`))
+            return
+          }
           fail(err)
-          return
-        }
-        if (parser.done !== undefined) finish()
-      })
-      s.on('error', (err: NodeJS.ErrnoException) => {
-        if (done) return
-        const code = err.code
-        if (code === 'ECONNRESET' || code === 'EPIPE') {
-          // http-client-connection.c: a failed write is "Remote disconnected"
-          // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
-          if (err.syscall === 'write') fail(lost('Remote disconnected'))
-          else fail(lost(`read(${c.peer}) failed: ${STRERROR[code] ?? code}`))
-          return
-        }
-        fail(err)
-      })
-      s.on('end', () => {
-        if (done) return
-        if (parser.end()) finish()
-        else fail(lost(`read(${c.peer}) failed: EOF`))
-      })
-      s.on('close', () => fail(lost(`read(${c.peer}) failed: EOF`)))
+        },
+        end: () => {
+          if (done) return
+          if (parser.end()) finish()
+          else fail(lost(`read(${c.peer}) failed: EOF`))
+        },
+        close: () => fail(lost(`read(${c.peer}) failed: EOF`)),
+      }
     }
     // request_timeout_msecs runs once the connection is up and the request goes out
     const send = (s: net.Socket): void => {
@@ -467,7 +469,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     if (pooled !== undefined) {
       conn = pooled
       socket = pooled.socket
-      listen(socket, pooled)
+      listen(pooled)
       send(socket)
       return
     }
@@ -485,11 +487,11 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     s.once('connect', () => {
       clearTimeout(connectTimer)
       s.removeListener('error', early)
-      const c: PooledConnection = { socket: s, connectedAt: performance.now(), peer: peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port), idleTimer: undefined }
+      const c = new PooledConnection(s, performance.now(), peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port))
       conn = c
       connectedAt.set(s, c.connectedAt)
       if (done) return
-      listen(s, c)
+      listen(c)
       send(s)
     })
   })
