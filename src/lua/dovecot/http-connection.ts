@@ -36,16 +36,18 @@ export interface ParsedResponse {
   readonly keepAliveHint: number | undefined
 }
 
-type Phase = 'status' | 'headers' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'close' | 'done'
+type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'close' | 'done'
 
 /** Incremental HTTP/1.x response parser for one request. */
 export class ResponseParser {
   #buf: Buffer = Buffer.alloc(0)
-  #phase: Phase = 'status'
+  #phase: Phase = 'head'
   #status = 0
   #reason = ''
   #minor = 1
   #headers: Array<[string, string]> = []
+  /** The framing headers, lowercased names, repeated ones joined with ", ". */
+  #framing: { 'transfer-encoding'?: string; 'content-length'?: string; connection?: string; 'keep-alive'?: string } = {}
   #chunks: Buffer[] = []
   #remaining = 0
   #response: ParsedResponse | undefined
@@ -92,29 +94,51 @@ export class ResponseParser {
     return line
   }
 
+  /** The status line and header lines (without the empty line), once all of them are in. */
+  #head(): string[] | undefined {
+    const buf = this.#buf
+    let nl = buf.indexOf(0x0a)
+    while (nl >= 0) {
+      const blank = buf[nl + 1] === 0x0a ? nl + 2 : buf[nl + 1] === 0x0d && buf[nl + 2] === 0x0a ? nl + 3 : -1
+      if (blank > 0) {
+        const text = buf.toString('latin1', 0, nl)
+        this.#buf = buf.subarray(blank)
+        return text.split('\n')
+      }
+      nl = buf.indexOf(0x0a, nl + 1)
+    }
+    if (buf.length > 65536) throw new ResponseError('Response header too large')
+    return undefined
+  }
+
   #step(): boolean {
     switch (this.#phase) {
-      case 'status': {
-        const line = this.#line()
-        if (line === undefined) return false
-        const m = /^HTTP\/1\.(\d) (\d{3})(?: (.*))?$/.exec(line)
-        if (m === null) throw new ResponseError(`Invalid HTTP status line: ${JSON.stringify(line.slice(0, 80))}`)
+      case 'head': {
+        const lines = this.#head()
+        if (lines === undefined) return false
+        const status = lines[0]!.endsWith('\r') ? lines[0]!.slice(0, -1) : lines[0]!
+        const m = /^HTTP\/1\.(\d) (\d{3})(?: (.*))?$/.exec(status)
+        if (m === null) throw new ResponseError(`Invalid HTTP status line: ${JSON.stringify(status.slice(0, 80))}`)
         this.#minor = Number(m[1])
         this.#status = Number(m[2])
         this.#reason = m[3] ?? ''
-        this.#headers = []
-        this.#phase = 'headers'
-        return true
-      }
-      case 'headers': {
-        const line = this.#line()
-        if (line === undefined) return false
-        if (line !== '') {
+        const headers: Array<[string, string]> = []
+        const framing: Record<string, string> = {}
+        for (let i = 1; i < lines.length; i++) {
+          let line = lines[i]!
+          if (line.endsWith('\r')) line = line.slice(0, -1)
           const colon = line.indexOf(':')
-          if (colon <= 0 || /[\s]/.test(line.slice(0, colon))) throw new ResponseError(`Invalid header line: ${JSON.stringify(line.slice(0, 80))}`)
-          this.#headers.push([line.slice(0, colon), line.slice(colon + 1).trim()])
-          return true
+          if (colon <= 0 || /\s/.test(line.slice(0, colon))) throw new ResponseError(`Invalid header line: ${JSON.stringify(line.slice(0, 80))}`)
+          const name = line.slice(0, colon)
+          const value = line.slice(colon + 1).trim()
+          headers.push([name, value])
+          const lower = name.toLowerCase()
+          if (lower === 'transfer-encoding' || lower === 'content-length' || lower === 'connection' || lower === 'keep-alive') {
+            framing[lower] = framing[lower] === undefined ? value : `${framing[lower]}, ${value}`
+          }
         }
+        this.#headers = headers
+        this.#framing = framing
         return this.#bodyStart()
       }
       case 'length': {
@@ -174,7 +198,7 @@ export class ResponseParser {
     const status = this.#status
     if (status >= 100 && status < 200) {
       this.onInterim(status)
-      this.#phase = 'status'
+      this.#phase = 'head'
       return true
     }
     this.onFinalHead?.()
@@ -202,10 +226,8 @@ export class ResponseParser {
     return true
   }
 
-  #header(name: string): string | undefined {
-    let v: string | undefined
-    for (const [k, val] of this.#headers) if (k.toLowerCase() === name) v = v === undefined ? val : `${v}, ${val}`
-    return v
+  #header(name: 'transfer-encoding' | 'content-length' | 'connection' | 'keep-alive'): string | undefined {
+    return this.#framing[name]
   }
 
   #finish(framed: boolean): void {
