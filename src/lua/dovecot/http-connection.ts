@@ -111,6 +111,17 @@ export class ResponseParser {
     return undefined
   }
 
+  /** Moves up to #remaining buffered bytes into the body; true once all of them came. */
+  #body(): boolean {
+    const n = Math.min(this.#remaining, this.#buf.length)
+    if (n > 0) {
+      this.#chunks.push(this.#buf.subarray(0, n))
+      this.#buf = this.#buf.subarray(n)
+      this.#remaining -= n
+    }
+    return this.#remaining === 0
+  }
+
   #step(): boolean {
     switch (this.#phase) {
       case 'head': {
@@ -141,15 +152,10 @@ export class ResponseParser {
         this.#framing = framing
         return this.#bodyStart()
       }
-      case 'length': {
-        if (this.#buf.length === 0) return false
-        const n = Math.min(this.#remaining, this.#buf.length)
-        this.#chunks.push(this.#buf.subarray(0, n))
-        this.#buf = this.#buf.subarray(n)
-        this.#remaining -= n
-        if (this.#remaining === 0) this.#finish(true)
-        return this.#remaining === 0
-      }
+      case 'length':
+        if (!this.#body()) return false
+        this.#finish(true)
+        return true
       case 'chunk-size': {
         const line = this.#line()
         if (line === undefined) return false
@@ -159,16 +165,10 @@ export class ResponseParser {
         this.#phase = this.#remaining === 0 ? 'trailers' : 'chunk-data'
         return true
       }
-      case 'chunk-data': {
-        if (this.#buf.length === 0) return false
-        const n = Math.min(this.#remaining, this.#buf.length)
-        this.#chunks.push(this.#buf.subarray(0, n))
-        this.#buf = this.#buf.subarray(n)
-        this.#remaining -= n
-        if (this.#remaining > 0) return false
+      case 'chunk-data':
+        if (!this.#body()) return false
         this.#phase = 'chunk-end'
         return true
-      }
       case 'chunk-end': {
         const line = this.#line()
         if (line === undefined) return false
