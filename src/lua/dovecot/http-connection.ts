@@ -276,11 +276,9 @@ export class PooledConnection {
   }
 }
 
-/** Idle keep-alive connections of one client, per `host:port`. */
+/** Idle keep-alive connections of one Lua state, per `host:port` (see http-transport.ts). */
 export class ConnectionPool {
   readonly #idle = new Map<string, PooledConnection[]>()
-
-  constructor(readonly idleMs: number) {}
 
   /** An idle connection to host:port still open, if any (taken out of the pool). */
   take(key: string): PooledConnection | undefined {
@@ -300,7 +298,7 @@ export class ConnectionPool {
   }
 
   /** Keeps a connection for reuse for `idleMs` (or the server's Keep-Alive hint, a second early). */
-  put(key: string, c: PooledConnection, hintSecs: number | undefined): void {
+  put(key: string, c: PooledConnection, idleMs: number, hintSecs: number | undefined): void {
     c.handler = undefined
     c.drop = () => {
       const list = this.#idle.get(key)
@@ -310,7 +308,7 @@ export class ConnectionPool {
       c.drop = undefined
       c.socket.destroy()
     }
-    const ms = hintSecs !== undefined && hintSecs * 1000 - 1000 > 0 ? Math.min(this.idleMs, hintSecs * 1000 - 1000) : this.idleMs
+    const ms = hintSecs !== undefined && hintSecs * 1000 - 1000 > 0 ? Math.min(idleMs, hintSecs * 1000 - 1000) : idleMs
     c.idleTimer = setTimeout(c.drop, ms)
     c.idleTimer.unref()
     c.socket.unref()

@@ -1,5 +1,5 @@
-// The transport behind dovecot.http (http.ts): one keep-alive connection
-// pool per client object, one attempt per send with Dovecot's per-attempt
+// The transport behind dovecot.http (http.ts): keep-alive connections pooled
+// per Lua state and shared by its clients (see StatePools), one attempt per send with Dovecot's per-attempt
 // timer, retries and redirects as lib-http does them, and network failures
 // turned into Dovecot's internal 9xxx statuses with its wording.
 //
@@ -43,16 +43,34 @@ export const CONTINUE_TIMEOUT_MSECS = 2000
 /** Idle keep-alive connections are closed after this unless max_idle_time(_msecs) is set (Dovecot: 0 = never; the server usually closes first). */
 export const DEFAULT_IDLE_MSECS = 4000
 
-/** A client's connection pools: made at its first request. */
-export interface ClientAgents {
-  /** Plain HTTP (http-connection.ts). */
-  pool?: ConnectionPool
-  https?: https.Agent
+/**
+ * Connections of one Lua state, shared by all its clients. dlua's
+ * dovecot.http.client is http_client_init(), i.e. a client of the process's
+ * global http_client context (2.3.19.1 dlua-dovecot-http.c, lib-http
+ * http-client.c); connections belong to the context's peer pools (per peer
+ * address, TLS context and rawlog_dir: http_client_peer_pool_get), an idle
+ * one is claimed by any client's next request to that peer
+ * (http_client_connection_claim_idle), and a client's deinit leaves its
+ * connections idle in the pool ("Lost peer"), not closed. The Lua state
+ * stands in for the process here.
+ */
+interface StatePools {
+  /** Plain HTTP (http-connection.ts), per rawlog_dir. */
+  readonly plain: Map<string, ConnectionPool>
+  /** HTTPS (node:https), per rawlog_dir. */
+  readonly https: Map<string, https.Agent>
+}
+
+const statePools = new WeakMap<LuaEnv, StatePools>()
+
+function poolsOf(env: LuaEnv): StatePools {
+  let p = statePools.get(env)
+  if (p === undefined) statePools.set(env, (p = { plain: new Map(), https: new Map() }))
+  return p
 }
 
 export interface ClientState {
   readonly settings: HttpClientSettings
-  agent: ClientAgents | undefined
   /** 2.4: the parsed http_client settings (per-method limits are read from them). */
   readonly v24?: Http24Values
   /** 2.4: the client's event ("http-client[N]: "), parent of its requests' events. */
@@ -312,6 +330,8 @@ interface AttemptSpec {
   readonly agent: http.Agent | undefined
   /** Plain HTTP: ours. */
   readonly pool: ConnectionPool | undefined
+  /** How long the connection stays idle after this request (plain HTTP). */
+  readonly idleMs: number
   /** node:https (TLS) or node:http; capture mode always sends in plain text. */
   readonly tls: boolean
   /** Where to connect (the URL's host, or the capture sink). */
@@ -332,20 +352,27 @@ interface AttemptSpec {
 /** When each pooled socket finished connecting (Dovecot's "connected N secs ago"). */
 const connectedAt = new WeakMap<Socket, number>()
 
-/** The client's HTTPS agent (node:https). */
-export function agentsFor(client: ClientState): https.Agent {
-  const agents = (client.agent ??= {})
-  const idle = client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS
+/** How long a connection the client used stays idle (max_idle_time_msecs; 0 = dovepush's default). */
+const idleMsOf = (client: ClientState): number => Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)
+
+/** The state's HTTPS agent for the client's rawlog_dir (node:https; its idle time is the first client's). */
+function agentFor(env: LuaEnv, client: ClientState): https.Agent {
+  const agents = poolsOf(env).https
+  const key = client.settings.str.rawlog_dir ?? ''
+  let a = agents.get(key)
   // keep-alive, unlimited sockets (requests of one Lua state are sequential),
   // `timeout` closes idle pooled sockets (the Agent also honours a server's Keep-Alive: timeout=)
-  const options = { keepAlive: true, timeout: Math.min(idle, MAX_TIMER_MS), scheduling: 'lifo' as const }
-  return (agents.https ??= new https.Agent(options))
+  if (a === undefined) agents.set(key, (a = new https.Agent({ keepAlive: true, timeout: idleMsOf(client), scheduling: 'lifo' })))
+  return a
 }
 
-/** The client's plain-HTTP connection pool. */
-export function poolFor(client: ClientState): ConnectionPool {
-  const agents = (client.agent ??= {})
-  return (agents.pool ??= new ConnectionPool(Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)))
+/** The state's plain-HTTP connection pool for the client's rawlog_dir. */
+function poolFor(env: LuaEnv, client: ClientState): ConnectionPool {
+  const pools = poolsOf(env).plain
+  const key = client.settings.str.rawlog_dir ?? ''
+  let p = pools.get(key)
+  if (p === undefined) pools.set(key, (p = new ConnectionPool()))
+  return p
 }
 
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -398,7 +425,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       clearTimeout(continueTimer)
       const withheld = body !== undefined && !bodySent
       // the payload announced by Content-Length was never sent: this connection cannot carry another request
-      if (res.keepAlive && !withheld && parser.extra === 0) pool.put(key, conn!, res.keepAliveHint)
+      if (res.keepAlive && !withheld && parser.extra === 0) pool.put(key, conn!, spec.idleMs, res.keepAliveHint)
       else socket!.destroy()
       resolve({ status: res.status, reason: res.reason, headers: res.headers, body: res.body, payloadWithheld: withheld })
     }
@@ -743,8 +770,9 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
     try {
       const run = tls ? attempt : attemptPlain
       res = await run({
-        agent: tls ? agentsFor(rq.client) : undefined,
-        pool: tls ? undefined : poolFor(rq.client),
+        agent: tls ? agentFor(env, rq.client) : undefined,
+        pool: tls ? undefined : poolFor(env, rq.client),
+        idleMs: idleMsOf(rq.client),
         tls,
         // --http capture: every connection goes to the built-in sink, the Host header stays the URL's
         host: target?.host ?? urlHost(url),

@@ -315,9 +315,9 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
       })
       // event_create(event_parent) holding the settings, then the client's own event
       const event = parent === undefined ? undefined : childEvent(childEvent(parent, ''), `http-client[${++clientIds}]: `)
-      client = { settings: settingsFrom24(s24.values), agent: undefined, v24: s24.values, ...(event !== undefined ? { event } : {}) }
+      client = { settings: settingsFrom24(s24.values), v24: s24.values, ...(event !== undefined ? { event } : {}) }
     } else {
-      client = { settings: readSettings(env, SL), agent: undefined }
+      client = { settings: readSettings(env, SL) }
     }
     pushObject(SL, clientMethods, 'http_client.', () => clients.pushItem(SL, client))
     return 1

@@ -7,6 +7,7 @@ import * as net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ResponseError, ResponseParser } from '../../../src/lua/dovecot/http-connection.js'
 import { inBeginTxn } from '../../helpers/begin-txn.js'
+import { makeHost, txn } from '../../helpers/run-script.js'
 import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
 
 const withTrace = traceScripts('dovepush-conn-', KEYS_AND_R)
@@ -128,5 +129,26 @@ describe('dovecot.http over raw servers', () => {
       trace(a:status()) trace(a:reason()) trace(b:status()) trace(b:reason())`, 'wasmoon')
     expect(lines.slice(0, 3)).toEqual(['9007', 'Invalid HTTP response: Invalid HTTP status line: "HTTP/1.1 abc nope"', '9005'])
     expect(lines[3]).toMatch(/^Connection lost: read\(127\.0\.0\.1:\d+\) failed: EOF \(Request queued/)
+  })
+
+  it('a client made per transaction reuses the idle connection of the one before, as in Dovecot (the connections outlive their clients)', async () => {
+    const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'
+    const port = await rawServer([ok, ok, ok])
+    accepted = 0
+    const h = await makeHost({ source: `
+      function dovecot_lua_notify_begin_txn() end
+      function dovecot_lua_notify_event_message_new()
+        local r = dovecot.http.client({}):request({ url = "http://127.0.0.1:${port}/" }):submit()
+        assert(r:status() == 200, r:reason())
+      end
+      function dovecot_lua_notify_end_txn() end` })
+    try {
+      for (let i = 0; i < 3; i++) await h.host.submit(txn([{ name: 'MessageNew', mailbox: 'INBOX', uid: i + 1 }]))
+      expect(h.messages(50)).toEqual([])
+      expect(accepted).toBe(1)
+    } finally {
+      await h.host.close()
+      h.cleanup()
+    }
   })
 })
