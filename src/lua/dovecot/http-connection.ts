@@ -2,7 +2,7 @@
 // http-client-connection.c): one request at a time per TCP connection, the
 // request head written exactly as built (http-transport.ts), the payload
 // sent at once or on `100 Continue`, the response read by a small HTTP/1.x
-// parser, and idle keep-alive connections pooled per client.
+// parser, and idle keep-alive connections pooled per Lua state (http-transport.ts).
 //
 // node:http did this before; for one sequential POST per event its client
 // machinery (ClientRequest, IncomingMessage streams, the agent) cost about
