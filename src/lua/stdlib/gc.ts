@@ -17,8 +17,9 @@
 // - dovepush hands the script an object whose collection does something: a
 //   mailbox, a dovecot.event, an open file (closed when collected), or a
 //   cjson array carrying cjson.array_mt (dovecot.http's objects are not among
-//   them: their finalizers only forget JS state, and a client's connections
-//   close when idle, not when it is collected);
+//   them: their finalizers only forget JS state, and a collected client's
+//   connections stay in the Lua state's pool, as in Dovecot's global
+//   http_client context);
 // - a metatable the script can reach without getmetatable (the user object's
 //   and dovecot's, through their `__index`) gains __gc or __mode (checked
 //   after each transaction).
