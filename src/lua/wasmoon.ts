@@ -30,6 +30,8 @@ const upvalueindex = (i: number): number => REGISTRYINDEX - i
 const LUA_MASKCOUNT = 1 << 3
 const SCRATCH_SIZE = 64 * 1024
 const MAX_INTERNED_KEYS = 4096
+/** First word of a userdata made by newuserdata(L, id); the id follows. */
+const USERDATA_MAGIC = 0x64767068 // "dvph"
 /** Registry refs as the BigInt lua_rawgeti takes: the small ones made once, not per push. */
 const BIG_REFS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i))
 
@@ -143,7 +145,7 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
 
   // One dispatcher for every host function: upvalue 1 is the host id.
   const dispatcher = m.addFunction((L: number): number => {
-    const id = Number(x.lua_tointegerx(L, upvalueindex(1), 0))
+    const id = x.lua_tonumberx(L, upvalueindex(1), 0) as number // a double: no BigInt per call
     const entry = hosts.get(id)
     if (entry === undefined) {
       pushJsString(L, 'dovepush: host function called after its state was closed')
@@ -267,14 +269,19 @@ export async function createWasmoonEngine(): Promise<LuaEngine> {
         x.lua_pushcclosure(L, dispatcher, 1)
       },
       newuserdata: (L, id) => {
-        const p = x.lua_newuserdatauv(L, id === undefined ? 0 : 4, 0) as number
-        if (id !== undefined) m.HEAPU32[p >> 2] = id
+        const p = x.lua_newuserdatauv(L, id === undefined ? 0 : 8, 0) as number
+        if (id !== undefined) {
+          m.HEAPU32[p >> 2] = USERDATA_MAGIC
+          m.HEAPU32[(p >> 2) + 1] = id
+        }
       },
       userdataid: (L, idx) => {
         if (x.lua_type(L, idx) !== LuaType.USERDATA) return undefined
         const p = x.lua_touserdata(L, idx) as number
-        // a 4-byte block is ours only if it has room for the id; lua_rawlen gives the size
-        return Number(x.lua_rawlen(L, idx)) === 4 ? m.HEAPU32[p >> 2] : undefined
+        // [magic, id]: cheaper than asking lua_rawlen (a BigInt) for the size.
+        // A block without an id may happen to start with the magic; callers
+        // that must be sure also check the metatable (objects.ts does).
+        return m.HEAPU32[p >> 2] === USERDATA_MAGIC ? m.HEAPU32[(p >> 2) + 1] : undefined
       },
 
       createtable: (L, narr, nrec) => x.lua_createtable(L, narr, nrec),
