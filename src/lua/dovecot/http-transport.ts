@@ -352,6 +352,14 @@ interface AttemptSpec {
 /** When each pooled socket finished connecting (Dovecot's "connected N secs ago"). */
 const connectedAt = new WeakMap<Socket, number>()
 
+const warnedProxyTls = new WeakSet<LuaEnv>()
+/** Once per Lua state: proxy_url is not applied to https:// URLs (a CONNECT tunnel) yet. */
+function warnProxyTls(env: LuaEnv): void {
+  if (warnedProxyTls.has(env)) return
+  warnedProxyTls.add(env)
+  env.log.warn('dovecot.http: proxy_url is not used for https:// URLs yet (Dovecot tunnels them with CONNECT); connecting directly')
+}
+
 /** How long a connection the client used stays idle (max_idle_time_msecs; 0 = dovepush's default). */
 const idleMsOf = (client: ClientState): number => Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)
 
@@ -734,6 +742,17 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
     : undefined
   const scriptHeaders = rq.headers.map(([k, v]): [string, string] => [wire(k), wire(v)])
 
+  // proxy_url: an http:// request goes to the proxy with the absolute URL as
+  // its target, Proxy-Authorization from the proxy URL's user:pass and no
+  // Connection: Keep-Alive (http_client_request_do_submit, _send_real).
+  // https:// would be tunnelled with CONNECT; not done yet: those go direct.
+  const proxyText = settings.str.proxy_url
+  const proxyParsed = proxyText !== undefined ? parseHttpUrl(proxyText) : undefined
+  const proxy = proxyParsed?.ok === true ? proxyParsed.url : undefined
+  const proxyAuth = proxy !== undefined && proxy.username !== '' && proxy.password !== ''
+    ? `Basic ${Buffer.from(`${decodeUserinfo(proxy.username)}:${decodeUserinfo(proxy.password)}`, 'utf8').toString('base64')}`
+    : undefined
+
   let url = rq.url
   let method = rq.method
   let payload = rq.payload
@@ -744,7 +763,9 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
   let attemptStart = queued
 
   for (;;) {
-    const peer = peerState(env, url)
+    const viaProxy = proxy !== undefined && url.protocol === 'http:'
+    if (proxy !== undefined && !viaProxy) warnProxyTls(env)
+    const peer = peerState(env, viaProxy ? proxy : url)
     // payload_sync: set_payload(…, TRUE) in 2.3 (always) or with 2.4's 2nd
     // argument, for a non-empty payload, unless the peer failed 100-continue before
     const sync = payload !== undefined && payload.length > 0 && (!v24 || rq.synchronous) && !peer.noPayloadSync
@@ -752,16 +773,17 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
     if (!has('host')) headers.push(['Host', url.host])
     if (!has('date')) headers.push(['Date', date])
     if (auth !== undefined) headers.push(['Authorization', auth])
+    if (viaProxy && proxyAuth !== undefined) headers.push(['Proxy-Authorization', proxyAuth])
     if (!has('user-agent') && ua !== undefined) headers.push(['User-Agent', wire(ua)])
     if (!has('expect') && sync) headers.push(['Expect', '100-continue'])
     if ((payload !== undefined || isPostOrPut(method)) && !has('content-length') && !has('transfer-encoding')) {
       headers.push(['Content-Length', String(payload?.length ?? 0)])
     }
-    if (!has('connection')) headers.push(['Connection', 'Keep-Alive'])
+    if (!has('connection') && !viaProxy) headers.push(['Connection', 'Keep-Alive'])
     for (const h of scriptHeaders) headers.push(h)
 
     const tls = url.protocol === 'https:' && target === undefined
-    const path = `${url.pathname}${url.search}`
+    const path = viaProxy ? `${url.protocol}//${url.host}${url.pathname}${url.search}` : `${url.pathname}${url.search}`
     attempts++
     attemptStart = performance.now()
     if (attempts === 1) firstAttempt = attemptStart
@@ -775,8 +797,8 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
         idleMs: idleMsOf(rq.client),
         tls,
         // --http capture: every connection goes to the built-in sink, the Host header stays the URL's
-        host: target?.host ?? urlHost(url),
-        port: target?.port ?? urlPort(url),
+        host: target?.host ?? urlHost(viaProxy ? proxy : url),
+        port: target?.port ?? urlPort(viaProxy ? proxy : url),
         servername: tls && !/^[\d.]+$|:/.test(urlHost(url)) ? urlHost(url) : undefined,
         method,
         path: path === '' ? '/' : path,

@@ -12,7 +12,7 @@
 // `synchronous` flag; requests have set_event/get_event.
 // TODO(2.4): request_absolute_timeout, max_connect_attempts,
 // connect_backoff_*, soft_connect_timeout, max_auto_retry_delay, rawlog_dir,
-// proxy_* (requests go direct), max_parallel_connections /
+// proxy_username/proxy_password (proxy_url's user:pass are used), max_parallel_connections /
 // max_pipelined_requests, response_hdr_* and socket buffer sizes are parsed
 // but not simulated; ssl_* and dns-client values are accepted unchecked (as
 // 2.4 does at creation) and not applied; the client event prefix numbering
@@ -80,7 +80,12 @@ function readSettings(env: LuaEnv, L: LuaThread): HttpClientSettings {
     }
     api.pop(L, 1)
   }
-  // proxy_url is accepted but not used: requests go direct (TODO: a proxy agent for node:http).
+  // proxy_url: http_url_parse with userinfo allowed (dlua_http_client_parse_settings);
+  // its user:pass are the proxy credentials. Used for http:// URLs (http-transport.ts).
+  if (str.proxy_url !== undefined) {
+    const p = parseHttpUrl(str.proxy_url)
+    if (!p.ok) dluaError(api, L, `Invalid HTTP client setting: proxy_url is invalid: ${p.reason}`)
+  }
   // rawlog_dir, max_connect_attempts, connect_backoff_*, request_absolute_timeout_msecs,
   // soft_connect_timeout_msecs and max_auto_retry_delay_secs are checked but not simulated.
   // event_parent is ignored. Unknown keys are ignored (recorded: bogus_option accepted).

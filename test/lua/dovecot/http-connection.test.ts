@@ -71,6 +71,8 @@ describe('dovecot.http over raw servers', () => {
   })
   /** A server answering each request (after its head and Content-Length body) with `answers[i]`, then closing if asked. */
   let accepted = 0
+  /** Request heads the raw servers received, in order. */
+  const heads: string[] = []
   async function rawServer(answers: string[], closeAfter = false): Promise<number> {
     const server = net.createServer((sock) => {
       accepted++
@@ -88,6 +90,7 @@ describe('dovecot.http over raw servers', () => {
           }
           const have = buf.replace('\u0000sent100', '')
           if (have.length < end + 4 + len) return
+          heads.push(have.slice(0, end))
           buf = have.slice(end + 4 + len)
           sock.write(answers.shift() ?? 'HTTP/1.1 500 Out of answers\r\nContent-Length: 0\r\n\r\n')
           if (closeAfter) sock.end()
@@ -150,5 +153,32 @@ describe('dovecot.http over raw servers', () => {
       await h.host.close()
       h.cleanup()
     }
+  })
+
+  it('proxy_url: an http:// request goes to the proxy with the absolute URL, Proxy-Authorization from user:pass, no Connection header', async () => {
+    const proxy = await rawServer(['HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nproxied'])
+    heads.length = 0
+    const { lines, run } = await inBeginTxn(withTrace, `
+      local c = dovecot.http.client({ proxy_url = "http://pu:pw@127.0.0.1:${proxy}/", user_agent = "ua/1" })
+      local rq = c:request({ url = "http://origin.example.test:8080/hook?a=1", method = "POST" })
+      rq:add_header("Content-Type", "text/plain")
+      rq:set_payload("hi")
+      local res = rq:submit()
+      trace(r(res:status(), res:payload()))
+      trace(r(pcall(dovecot.http.client, { proxy_url = "/relative" })))`, 'wasmoon')
+    expect(lines[0]).toBe('200 proxied')
+    expect(lines[1]).toMatch(/^false .*Invalid HTTP client setting: proxy_url is invalid: Relative HTTP URL not allowed$/)
+    expect(heads).toHaveLength(1)
+    expect(heads[0]!.replace(/Date: [^\r]*/, 'Date: (date)')).toBe([
+      'POST http://origin.example.test:8080/hook?a=1 HTTP/1.1',
+      'Host: origin.example.test:8080',
+      'Date: (date)',
+      `Proxy-Authorization: Basic ${Buffer.from('pu:pw').toString('base64')}`,
+      'User-Agent: ua/1',
+      'Expect: 100-continue',
+      'Content-Length: 2',
+      'Content-Type: text/plain',
+    ].join('\r\n'))
+    expect(run.messages(50)).toEqual([])
   })
 })
