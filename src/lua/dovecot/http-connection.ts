@@ -257,13 +257,55 @@ export interface ConnectionHandler {
 }
 
 /**
+ * A timer re-armed with Node's refresh() instead of made anew for each
+ * request (a connection's request and idle timers run once per request).
+ * Disarmed, it stays scheduled but unref'd, and firing does nothing.
+ */
+export class ReusableTimer {
+  #timer: NodeJS.Timeout | undefined
+  #ms = -1
+  #fn: (() => void) | undefined
+
+  /** Calls fn after ms unless disarmed first; `ref` keeps the process alive meanwhile. */
+  arm(ms: number, fn: () => void, ref: boolean): void {
+    this.#fn = fn
+    if (this.#timer === undefined || this.#ms !== ms) {
+      clearTimeout(this.#timer)
+      this.#ms = ms
+      this.#timer = setTimeout(() => {
+        const f = this.#fn
+        this.#fn = undefined
+        f?.()
+      }, ms)
+    } else {
+      this.#timer.refresh()
+    }
+    if (ref) this.#timer.ref()
+    else this.#timer.unref()
+  }
+
+  disarm(): void {
+    this.#fn = undefined
+    this.#timer?.unref()
+  }
+
+  dispose(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#fn = undefined
+  }
+}
+
+/**
  * A connection: its socket, when it was set up, and the request using it
  * (`handler`). The socket's listeners are added once; while the connection
  * is idle in a pool, anything from the server (data, end, error) drops it.
  */
 export class PooledConnection {
   handler: ConnectionHandler | undefined
-  idleTimer: NodeJS.Timeout | undefined
+  /** The running request's request_timeout. */
+  readonly requestTimer = new ReusableTimer()
+  readonly idleTimer = new ReusableTimer()
   /** Set while pooled: takes the connection out of its pool and closes it. */
   drop: (() => void) | undefined
 
@@ -272,7 +314,12 @@ export class PooledConnection {
     socket.on('data', (d: Buffer) => (this.handler !== undefined ? this.handler.data(d) : this.drop?.()))
     socket.on('error', (err: NodeJS.ErrnoException) => (this.handler !== undefined ? this.handler.error(err) : this.drop?.()))
     socket.on('end', () => (this.handler !== undefined ? this.handler.end() : this.drop?.()))
-    socket.on('close', () => (this.handler !== undefined ? this.handler.close() : this.drop?.()))
+    socket.on('close', () => {
+      this.requestTimer.dispose()
+      this.idleTimer.dispose()
+      if (this.handler !== undefined) this.handler.close()
+      else this.drop?.()
+    })
   }
 }
 
@@ -285,8 +332,7 @@ export class ConnectionPool {
     const list = this.#idle.get(key)
     while (list !== undefined && list.length > 0) {
       const c = list.pop()!
-      clearTimeout(c.idleTimer)
-      c.idleTimer = undefined
+      c.idleTimer.disarm()
       c.drop = undefined
       if (!c.socket.destroyed && c.socket.readyState === 'open') {
         c.socket.ref()
@@ -304,13 +350,12 @@ export class ConnectionPool {
       const list = this.#idle.get(key)
       const i = list?.indexOf(c) ?? -1
       if (i >= 0) list!.splice(i, 1)
-      clearTimeout(c.idleTimer)
+      c.idleTimer.dispose()
       c.drop = undefined
       c.socket.destroy()
     }
     const ms = hintSecs !== undefined && hintSecs * 1000 - 1000 > 0 ? Math.min(idleMs, hintSecs * 1000 - 1000) : idleMs
-    c.idleTimer = setTimeout(c.drop, ms)
-    c.idleTimer.unref()
+    c.idleTimer.arm(ms, c.drop, false)
     c.socket.unref()
     let list = this.#idle.get(key)
     if (list === undefined) this.#idle.set(key, (list = []))

@@ -397,7 +397,6 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     let done = false
     let socket: net.Socket | undefined
     let conn: PooledConnection | undefined
-    let timer: NodeJS.Timeout | undefined
     let connectTimer: NodeJS.Timeout | undefined
     let continueTimer: NodeJS.Timeout | undefined
     let bodySent = false
@@ -406,7 +405,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     const fail = (err: unknown): void => {
       if (done) return
       done = true
-      clearTimeout(timer)
+      conn?.requestTimer.disarm()
       clearTimeout(connectTimer)
       clearTimeout(continueTimer)
       socket?.destroy()
@@ -429,7 +428,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     const finish = (): void => {
       const res = parser.done!
       done = true
-      clearTimeout(timer)
+      conn!.requestTimer.disarm()
       clearTimeout(continueTimer)
       const withheld = body !== undefined && !bodySent
       // the payload announced by Content-Length was never sent: this connection cannot carry another request
@@ -483,7 +482,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     }
     // request_timeout_msecs runs once the connection is up and the request goes out
     const send = (s: net.Socket): void => {
-      if (spec.timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => fail(new AttemptTimeout(conn?.connectedAt)), spec.timeoutMs)
+      if (spec.timeoutMs <= MAX_TIMER_MS) conn!.requestTimer.arm(spec.timeoutMs, () => fail(new AttemptTimeout(conn?.connectedAt)), true)
       if (body === undefined) s.write(head)
       else if (!spec.sync) {
         bodySent = true
