@@ -309,8 +309,11 @@ export class PooledConnection {
   /** Set while pooled: takes the connection out of its pool and closes it. */
   drop: (() => void) | undefined
 
-  /** @param peer the peer as `ip:port`, taken at connect (the socket forgets it once closed) */
-  constructor(readonly socket: net.Socket, readonly connectedAt: number, readonly peer: string) {
+  /**
+   * @param peer the peer as `ip:port`, taken at connect (the socket forgets it once closed)
+   * @param id Dovecot's connection id (http-transport.ts streamName)
+   */
+  constructor(readonly socket: net.Socket, readonly connectedAt: number, readonly peer: string, readonly id: number) {
     socket.on('data', (d: Buffer) => (this.handler !== undefined ? this.handler.data(d) : this.drop?.()))
     socket.on('error', (err: NodeJS.ErrnoException) => (this.handler !== undefined ? this.handler.error(err) : this.drop?.()))
     socket.on('end', () => (this.handler !== undefined ? this.handler.end() : this.drop?.()))

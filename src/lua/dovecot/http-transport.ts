@@ -59,15 +59,28 @@ interface StatePools {
   readonly plain: Map<string, ConnectionPool>
   /** HTTPS (node:https), per rawlog_dir. */
   readonly https: Map<string, https.Agent>
+  /** The context's connection list counter (lib connection.c id_counter): the N of "(conn:IP:PORT,id=N)". */
+  lastConnectionId: number
 }
 
 const statePools = new WeakMap<LuaEnv, StatePools>()
 
 function poolsOf(env: LuaEnv): StatePools {
   let p = statePools.get(env)
-  if (p === undefined) statePools.set(env, (p = { plain: new Map(), https: new Map() }))
+  if (p === undefined) statePools.set(env, (p = { plain: new Map(), https: new Map(), lastConnectionId: 0 }))
   return p
 }
+
+/**
+ * A connection's input stream name, as Dovecot's "read(%s) failed" texts
+ * show it (lib connection.c connection_create_stream_name, with the HTTP
+ * client's log_connection_id): `(conn:127.0.0.1:8080,id=3)`. Recorded in
+ * the OX driver's log and with a real 2.3.19.1 behind proxy_url.
+ */
+export const streamName = (peer: string, id: number): string => `(conn:${peer},id=${id})`
+
+/** Connections of sockets made by node:https: their ids (assigned when made, as connection_init_client_ip does). */
+const socketIds = new WeakMap<Socket, number>()
 
 export interface ClientState {
   readonly settings: HttpClientSettings
@@ -332,6 +345,8 @@ interface AttemptSpec {
   readonly pool: ConnectionPool | undefined
   /** How long the connection stays idle after this request (plain HTTP). */
   readonly idleMs: number
+  /** The id of a new connection (counted per Lua state, failed connects included). */
+  readonly nextConnectionId: () => number
   /** node:https (TLS) or node:http; capture mode always sends in plain text. */
   readonly tls: boolean
   /** Where to connect (the URL's host, or the capture sink). */
@@ -467,7 +482,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
             // http-client-connection.c: a failed write is "Remote disconnected"
             // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
             if (err.syscall === 'write') fail(lost('Remote disconnected'))
-            else fail(lost(`read(${c.peer}) failed: ${STRERROR[code] ?? code}`))
+            else fail(lost(`read(${streamName(c.peer, c.id)}) failed: ${STRERROR[code] ?? code}`))
             return
           }
           fail(err)
@@ -475,9 +490,9 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
         end: () => {
           if (done) return
           if (parser.end()) finish()
-          else fail(lost(`read(${c.peer}) failed: EOF`))
+          else fail(lost(`read(${streamName(c.peer, c.id)}) failed: EOF`))
         },
-        close: () => fail(lost(`read(${c.peer}) failed: EOF`)),
+        close: () => fail(lost(`read(${streamName(c.peer, c.id)}) failed: EOF`)),
       }
     }
     // request_timeout_msecs runs once the connection is up and the request goes out
@@ -508,6 +523,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       return
     }
     const started = performance.now()
+    const id = spec.nextConnectionId()
     const s = net.connect({ host: spec.host, port: spec.port })
     socket = s
     s.setNoDelay(true)
@@ -521,7 +537,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     s.once('connect', () => {
       clearTimeout(connectTimer)
       s.removeListener('error', early)
-      const c = new PooledConnection(s, performance.now(), peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port))
+      const c = new PooledConnection(s, performance.now(), peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port), id)
       conn = c
       connectedAt.set(s, c.connectedAt)
       if (done) return
@@ -572,6 +588,7 @@ export function attempt(spec: AttemptSpec): Promise<AttemptResult> {
     const name = (): string => socket?.remoteAddress !== undefined && socket.remotePort !== undefined
       ? peerAddr(socket.remoteAddress, socket.remotePort)
       : peerAddr(spec.host, spec.port)
+    const stream = (): string => streamName(name(), (socket !== undefined ? socketIds.get(socket) : undefined) ?? 0)
     const lost = (detail: string): ConnectionLost => new ConnectionLost(detail, socket !== undefined ? connectedAt.get(socket) : undefined)
 
     const sendBody = (): void => {
@@ -624,6 +641,7 @@ export function attempt(spec: AttemptSpec): Promise<AttemptResult> {
         whenConnected() // a pooled connection
         return
       }
+      if (!socketIds.has(s)) socketIds.set(s, spec.nextConnectionId())
       const tlsSocket = (s as { encrypted?: boolean }).encrypted === true
       const started = performance.now()
       // Dovecot's connect timer covers the TLS handshake too (http_client_connection_connect)
@@ -657,15 +675,15 @@ export function attempt(spec: AttemptSpec): Promise<AttemptResult> {
       const code = err.code
       if (handshaking && (code === 'ECONNRESET' || code === 'EPIPE')) {
         // http_client_connection_input: "SSL handshaking with %s failed: read(%s) failed: …" (lines 1010-1021)
-        fail(new ConnectFailed(`SSL handshaking with ${name()} failed: read(${name()}) failed: ${err.syscall === 'read' ? STRERROR[code] ?? code : 'EOF'}`))
+        fail(new ConnectFailed(`SSL handshaking with ${name()} failed: read(${stream()}) failed: ${err.syscall === 'read' ? STRERROR[code] ?? code : 'EOF'}`))
         return
       }
       if (connected && (code === 'ECONNRESET' || code === 'EPIPE')) {
         // http-client-connection.c: a failed write is "Remote disconnected"
         // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
         if (err.syscall === 'write') fail(lost('Remote disconnected'))
-        else if (err.syscall === 'read') fail(lost(`read(${name()}) failed: ${STRERROR[code] ?? code}`))
-        else fail(lost(`read(${name()}) failed: EOF`)) // "socket hang up": closed without an answer
+        else if (err.syscall === 'read') fail(lost(`read(${stream()}) failed: ${STRERROR[code] ?? code}`))
+        else fail(lost(`read(${stream()}) failed: EOF`)) // "socket hang up": closed without an answer
         return
       }
       fail(err)
@@ -679,7 +697,7 @@ export function attempt(spec: AttemptSpec): Promise<AttemptResult> {
       res.on('error', () => {}) // reported by 'close' below
       // closed before the whole payload came
       res.on('close', () => {
-        if (!done && !res.complete) fail(lost(`read(${name()}) failed: EOF`))
+        if (!done && !res.complete) fail(lost(`read(${stream()}) failed: EOF`))
       })
       res.on('end', () => {
         if (done) return
@@ -794,6 +812,7 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
         agent: tls ? agentFor(env, rq.client) : undefined,
         pool: tls ? undefined : poolFor(env, rq.client),
         idleMs: idleMsOf(rq.client),
+        nextConnectionId: () => ++poolsOf(env).lastConnectionId,
         tls,
         // --http capture: every connection goes to the built-in sink, the Host header stays the URL's
         host: target?.host ?? urlHost(viaProxy ? proxy : url),

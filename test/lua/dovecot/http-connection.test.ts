@@ -131,7 +131,8 @@ describe('dovecot.http over raw servers', () => {
       local b = c:request({ url = "http://127.0.0.1:${cut}/" }):submit()
       trace(a:status()) trace(a:reason()) trace(b:status()) trace(b:reason())`, 'wasmoon')
     expect(lines.slice(0, 3)).toEqual(['9007', 'Invalid HTTP response: Invalid HTTP status line: "HTTP/1.1 abc nope"', '9005'])
-    expect(lines[3]).toMatch(/^Connection lost: read\(127\.0\.0\.1:\d+\) failed: EOF \(Request queued/)
+    // the stream name of the state's second connection, as Dovecot words it: (conn:IP:PORT,id=N)
+    expect(lines[3]).toMatch(/^Connection lost: read\(\(conn:127\.0\.0\.1:\d+,id=2\)\) failed: EOF \(Request queued/)
   })
 
   it('a client made per transaction reuses the idle connection of the one before, as in Dovecot (the connections outlive their clients)', async () => {
