@@ -763,6 +763,12 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
   // its target, Proxy-Authorization from the proxy URL's user:pass and no
   // Connection: Keep-Alive (http_client_request_do_submit, _send_real).
   // https:// would be tunnelled with CONNECT; not done yet: those go direct.
+  // Recorded from 2.3.19.1 (https://127.0.0.1:4443/ through the proxy): the
+  // CONNECT goes on a pooled proxy connection as
+  //   CONNECT 127.0.0.1:4443 HTTP/1.1 / Host: 127.0.0.1:4443 / Date /
+  //   Proxy-Authorization / User-Agent (no Content-Length, no Connection)
+  // then a TLS ClientHello with SNI even for an IP; with a host name it first
+  // fails the origin's lookup (9002). The request inside the tunnel was not seen.
   const proxyText = settings.str.proxy_url
   const proxyParsed = proxyText !== undefined ? parseHttpUrl(proxyText) : undefined
   const proxy = proxyParsed?.ok === true ? proxyParsed.url : undefined
