@@ -228,8 +228,8 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
       if (v24) requireArgsIn(api, SL, 2, 3)
       else requireArgs(api, SL, 2)
       const rq = self(SL, requests, 'struct http_client_request')
-      checkString(api, SL, 2)
-      rq.payload = strlenBytes(api.tobytes(SL, 2) ?? new Uint8Array(0))
+      // luaL_checkstring's rule (a string or a number), read once as bytes
+      rq.payload = strlenBytes(api.tobytes(SL, 2) ?? api.typeerror(SL, 2, 'string'))
       rq.synchronous = v24 && api.gettop(SL) >= 3 && api.toboolean(SL, 3)
       return 0
     },
