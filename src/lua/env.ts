@@ -26,6 +26,8 @@ export interface LuaEnv {
   readonly gc: GcWatch
   /** `--http capture`: every HTTP connection a script opens goes here instead. */
   readonly httpTarget?: HttpTarget
+  /** CA certificates dovecot.http trusts for https (the defaults plus ssl_client_ca_file's), when that setting is given. */
+  readonly httpCa?: readonly string[]
 }
 
 /** A table of host functions keyed by their exact Lua names (Dovecot's luaL_Reg). */

@@ -2,7 +2,9 @@
 // standard library bound to the real machine (spec §8: all standard
 // libraries are open; io, os, require act on the real system).
 
+import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import * as tls from 'node:tls'
 import type { Logger } from 'pino'
 import type { HttpTarget } from '../http/capture-sink.js'
 import { LuaCaller } from './call.js'
@@ -42,6 +44,26 @@ export interface EnvironmentOptions {
   readonly onHttpRequest?: (r: HttpRequestReport) => void
   /** When the full GC after each transaction runs (stdlib/gc.ts); default 'observable'. */
   readonly fullGc?: FullGc
+  /** The session's settings: ssl_client_ca_file is read here (dovecot.http's https trust). */
+  readonly settings?: Readonly<Record<string, string>>
+}
+
+/**
+ * dovecot.http's CA list when ssl_client_ca_file is set: Node's own roots
+ * plus the file's certificates. Dovecot's client takes its SSL settings from
+ * the mail process's ssl_client_* settings (dlua_http_client_new); Debian's
+ * default ssl_client_ca_dir is the system store, which Node's roots stand
+ * in for. An unreadable file is logged and left out.
+ */
+function httpCa(options: EnvironmentOptions): readonly string[] | undefined {
+  const file = options.settings?.ssl_client_ca_file
+  if (file === undefined || file === '') return undefined
+  try {
+    return [...tls.rootCertificates, readFileSync(file.replace(/^</, ''), 'utf8')]
+  } catch (err) {
+    options.log.warn({ setting: 'ssl_client_ca_file' }, `dovecot.http: ssl_client_ca_file ${file} not read: ${(err as Error).message}`)
+    return undefined
+  }
 }
 
 export interface LuaEnvironment extends LuaEnv {
@@ -75,6 +97,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
         if (options.debug) options.log.debug(`lua: full garbage collection after each transaction from now on (${why})`)
       }),
       ...(options.httpTarget !== undefined ? { httpTarget: options.httpTarget } : {}),
+      ...((ca) => (ca !== undefined ? { httpCa: ca } : {}))(httpCa(options)),
     }
     registerCoroutine(env)
     registerPrint(env)

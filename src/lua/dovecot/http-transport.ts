@@ -385,7 +385,10 @@ function agentFor(env: LuaEnv, client: ClientState): https.Agent {
   let a = agents.get(key)
   // keep-alive, unlimited sockets (requests of one Lua state are sequential),
   // `timeout` closes idle pooled sockets (the Agent also honours a server's Keep-Alive: timeout=)
-  if (a === undefined) agents.set(key, (a = new https.Agent({ keepAlive: true, timeout: idleMsOf(client), scheduling: 'lifo' })))
+  if (a === undefined) {
+    const ca = env.httpCa !== undefined ? { ca: [...env.httpCa] } : {}
+    agents.set(key, (a = new https.Agent({ keepAlive: true, timeout: idleMsOf(client), scheduling: 'lifo', ...ca })))
+  }
   return a
 }
 

@@ -1,0 +1,75 @@
+// dovecot.http over TLS against a real HTTPS server on 127.0.0.1, with the
+// self-signed test certificate of fixtures/tls (CN "dovepush test", for IP
+// 127.0.0.1): trusted through the ssl_client_ca_file setting, as Dovecot's
+// client takes its trust from ssl_client_* settings; refused without it.
+
+import { readFileSync } from 'node:fs'
+import * as https from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LEVEL } from '../../helpers/run-script.js'
+import { inBeginTxn } from '../../helpers/begin-txn.js'
+import { KEYS_AND_R, traceScripts } from '../../helpers/trace.js'
+
+const CERT = fileURLToPath(new URL('../../../fixtures/tls/cert.pem', import.meta.url))
+const KEY = fileURLToPath(new URL('../../../fixtures/tls/key.pem', import.meta.url))
+const withTrace = traceScripts('dovepush-tls-', KEYS_AND_R)
+
+let server: https.Server
+let port = 0
+const seen: Array<{ method: string; url: string; headers: string[]; body: string }> = []
+
+beforeAll(async () => {
+  server = https.createServer({ key: readFileSync(KEY), cert: readFileSync(CERT) }, (req, res) => {
+    let body = ''
+    req.on('data', (c: Buffer) => (body += c.toString()))
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.rawHeaders.filter((_, i) => i % 2 === 0), body })
+      res.writeHead(200, { 'Content-Type': 'text/plain' })
+      res.end('secure')
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  port = (server.address() as AddressInfo).port
+})
+afterAll(async () => {
+  server.closeAllConnections()
+  await new Promise((r) => server.close(r))
+})
+
+const SCRIPT = (): string => `
+  local c = dovecot.http.client({ user_agent = "ua/1" })
+  local rq = c:request({ url = "https://127.0.0.1:${port}/hook?x=1", method = "POST" })
+  rq:add_header("Content-Type", "application/json")
+  rq:set_payload('{"a":1}')
+  local res = rq:submit()
+  trace(r(res:status(), res:payload()))
+  trace(res:reason())`
+
+describe('dovecot.http over TLS', () => {
+  it('trusts the certificates of ssl_client_ca_file and sends Dovecot\'s request over TLS', async () => {
+    seen.length = 0
+    const { lines, run } = await inBeginTxn(withTrace, SCRIPT(), 'wasmoon', { settings: { ssl_client_ca_file: CERT } })
+    expect(lines).toEqual(['200 secure', 'OK'])
+    expect(seen).toEqual([{
+      method: 'POST', url: '/hook?x=1', body: '{"a":1}',
+      headers: ['Host', 'Date', 'User-Agent', 'Expect', 'Content-Length', 'Connection', 'Content-Type'],
+    }])
+    expect(run.messages(LEVEL.warn)).toEqual([])
+  })
+
+  it('refuses a certificate it cannot verify: 9003, the connection never carries the request', async () => {
+    seen.length = 0
+    const { lines } = await inBeginTxn(withTrace, SCRIPT(), 'wasmoon')
+    expect(lines[0]).toBe('9003 ')
+    expect(lines[1]).toMatch(new RegExp(`^connect\\(127\\.0\\.0\\.1:${port}\\) failed: self[- ]signed certificate`))
+    expect(seen).toEqual([])
+  })
+
+  it('an unreadable ssl_client_ca_file is logged and the defaults stay', async () => {
+    const { lines, run } = await inBeginTxn(withTrace, SCRIPT(), 'wasmoon', { settings: { ssl_client_ca_file: '/nonexistent/ca.pem' } })
+    expect(lines[0]).toBe('9003 ')
+    expect(run.messages(LEVEL.warn)[0]).toMatch(/^dovecot\.http: ssl_client_ca_file \/nonexistent\/ca\.pem not read: ENOENT/)
+  })
+})
