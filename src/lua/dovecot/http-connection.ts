@@ -58,7 +58,8 @@ export class ResponseParser {
    * @param head the request was HEAD (no response body)
    * @param onInterim told of each 1xx answer before the final one
    */
-  constructor(readonly head: boolean, readonly onInterim: (status: number) => void, readonly onFinalHead?: () => void) {}
+  /** @param connect the answer to a CONNECT: a 2xx has no body (the tunnel starts after its head) */
+  constructor(readonly head: boolean, readonly onInterim: (status: number) => void, readonly onFinalHead?: () => void, readonly connect = false) {}
 
   get done(): ParsedResponse | undefined {
     return this.#response
@@ -202,7 +203,7 @@ export class ResponseParser {
       return true
     }
     this.onFinalHead?.()
-    if (this.head || status === 204 || status === 304) {
+    if (this.head || status === 204 || status === 304 || (this.connect && status >= 200 && status < 300)) {
       this.#finish(true)
       return false
     }

@@ -30,6 +30,8 @@ import type { EventState } from './event.js'
 import { type Http24Values, type HttpClientSettings, requestLimits } from './http-settings.js'
 import { ConnectionPool, PooledConnection, ResponseParser } from './http-connection.js'
 import * as net from 'node:net'
+import * as tls from 'node:tls'
+import { lookup } from 'node:dns/promises'
 
 export const DEFAULT_REQUEST_TIMEOUT_MSECS = 60_000
 /** setTimeout's limit; longer (e.g. 2.4 "infinite" = UINT_MAX) means no timer. */
@@ -338,6 +340,19 @@ interface AttemptResult {
   payloadWithheld: boolean
 }
 
+interface TunnelSpec {
+  /** The proxy, and the origin's address the CONNECT names. */
+  readonly proxyHost: string
+  readonly proxyPort: number
+  readonly ip: string
+  readonly port: number
+  /** SNI: the origin's host name (none for an IP). */
+  readonly servername: string | undefined
+  /** The CONNECT request head. */
+  readonly head: Buffer
+  readonly ca: readonly string[] | undefined
+}
+
 interface AttemptSpec {
   /** HTTPS: node:https's pool. */
   readonly agent: http.Agent | undefined
@@ -347,6 +362,10 @@ interface AttemptSpec {
   readonly idleMs: number
   /** The id of a new connection (counted per Lua state, failed connects included). */
   readonly nextConnectionId: () => number
+  /** https:// through proxy_url: the CONNECT tunnel to make (plain-HTTP attempts only). */
+  readonly tunnel?: TunnelSpec
+  /** The pool's key for the connection (default host:port). */
+  readonly poolKey?: string
   /** node:https (TLS) or node:http; capture mode always sends in plain text. */
   readonly tls: boolean
   /** Where to connect (the URL's host, or the capture sink). */
@@ -366,14 +385,6 @@ interface AttemptSpec {
 
 /** When each pooled socket finished connecting (Dovecot's "connected N secs ago"). */
 const connectedAt = new WeakMap<Socket, number>()
-
-const warnedProxyTls = new WeakSet<LuaEnv>()
-/** Once per Lua state: proxy_url is not applied to https:// URLs (a CONNECT tunnel) yet. */
-function warnProxyTls(env: LuaEnv): void {
-  if (warnedProxyTls.has(env)) return
-  warnedProxyTls.add(env)
-  env.log.warn('dovecot.http: proxy_url is not used for https:// URLs yet (Dovecot tunnels them with CONNECT); connecting directly')
-}
 
 /** How long a connection the client used stays idle (max_idle_time_msecs; 0 = dovepush's default). */
 const idleMsOf = (client: ClientState): number => Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)
@@ -411,7 +422,7 @@ const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
   return new Promise<AttemptResult>((resolve, reject) => {
     const pool = spec.pool!
-    const key = peerAddr(spec.host, spec.port)
+    const key = spec.poolKey ?? peerAddr(spec.host, spec.port)
     let done = false
     let socket: net.Socket | undefined
     let conn: PooledConnection | undefined
@@ -525,6 +536,19 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       send(socket)
       return
     }
+    if (spec.tunnel !== undefined) {
+      const id = spec.nextConnectionId()
+      openTunnel(spec, spec.tunnel, id).then((s) => {
+        const c = new PooledConnection(s, performance.now(), peerAddr(spec.tunnel!.ip, spec.tunnel!.port), id)
+        conn = c
+        socket = s
+        connectedAt.set(s, c.connectedAt)
+        if (done) return void s.destroy()
+        listen(c)
+        send(s)
+      }, fail)
+      return
+    }
     const started = performance.now()
     const id = spec.nextConnectionId()
     const s = net.connect({ host: spec.host, port: spec.port })
@@ -547,6 +571,90 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       listen(c)
       send(s)
     })
+  })
+}
+
+/**
+ * A TLS connection to the origin through the proxy (lib-http
+ * http_client_connection_connect_tunnel): a proxy connection (an idle one
+ * of the pool, as Dovecot takes, or a new one), `CONNECT ip:port`, and on
+ * 200 the TLS handshake inside it. The connect timeout covers it all.
+ */
+function openTunnel(spec: AttemptSpec, t: TunnelSpec, id: number): Promise<tls.TLSSocket> {
+  return new Promise<tls.TLSSocket>((resolve, reject) => {
+    const name = peerAddr(t.ip, t.port)
+    const proxyKey = peerAddr(t.proxyHost, t.proxyPort)
+    const started = performance.now()
+    let settled = false
+    let raw: net.Socket | undefined
+    const fail = (err: unknown): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      raw?.destroy()
+      reject(err)
+    }
+    const timer = spec.connectTimeoutMs <= MAX_TIMER_MS
+      ? setTimeout(() => fail(new ConnectFailed(`Tunnel connect(${name}) failed: Connection timed out in ${fmtSecs(performance.now() - started)} secs`)), spec.connectTimeoutMs)
+      : undefined
+    const handshake = (s: net.Socket): void => {
+      const secure = tls.connect({ socket: s, ...(t.servername !== undefined ? { servername: t.servername } : {}), ...(t.ca !== undefined ? { ca: [...t.ca] } : {}) })
+      secure.once('error', fail)
+      secure.once('secureConnect', () => {
+        if (settled) return void secure.destroy()
+        settled = true
+        clearTimeout(timer)
+        secure.removeListener('error', fail)
+        secure.setNoDelay(true)
+        resolve(secure)
+      })
+    }
+    const connectOver = (c: PooledConnection): void => {
+      raw = c.socket
+      const parser = new ResponseParser(false, () => {}, undefined, true)
+      const lost = (): void => fail(new ConnectionLost(`read(${streamName(c.peer, c.id)}) failed: EOF`, c.connectedAt))
+      c.handler = {
+        data: (d) => {
+          try {
+            parser.push(d)
+          } catch (err) {
+            fail(err)
+            return
+          }
+          const res = parser.done
+          if (res === undefined) return
+          if (res.status !== 200) {
+            // http_client_connection_tunnel_response: "Tunnel connect(%s) failed: %s", the status line's message
+            fail(new ConnectFailed(`Tunnel connect(${name}) failed: ${res.status} ${res.reason}`))
+            return
+          }
+          // the proxy connection is the tunnel now: it leaves the pool for good
+          c.handler = { data: () => {}, error: () => {}, end: () => {}, close: () => {} }
+          c.requestTimer.dispose()
+          c.idleTimer.dispose()
+          handshake(c.socket)
+        },
+        error: fail,
+        end: lost,
+        close: lost,
+      }
+      c.socket.write(t.head)
+    }
+    const pooled = spec.pool!.take(proxyKey)
+    if (pooled !== undefined) return connectOver(pooled)
+    const s = net.connect({ host: t.proxyHost, port: t.proxyPort })
+    raw = s
+    s.setNoDelay(true)
+    const early = (err: Error): void => fail(err)
+    s.once('error', early)
+    s.once('connect', () => {
+      s.removeListener('error', early)
+      const c = new PooledConnection(s, performance.now(), peerAddr(s.remoteAddress ?? t.proxyHost, s.remotePort ?? t.proxyPort), spec.nextConnectionId())
+      connectedAt.set(s, c.connectedAt)
+      if (settled) return void s.destroy()
+      connectOver(c)
+    })
+    void id
   })
 }
 
@@ -765,13 +873,16 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
   // proxy_url: an http:// request goes to the proxy with the absolute URL as
   // its target, Proxy-Authorization from the proxy URL's user:pass and no
   // Connection: Keep-Alive (http_client_request_do_submit, _send_real).
-  // https:// would be tunnelled with CONNECT; not done yet: those go direct.
-  // Recorded from 2.3.19.1 (https://127.0.0.1:4443/ through the proxy): the
-  // CONNECT goes on a pooled proxy connection as
+  // https:// goes through a CONNECT tunnel (openTunnel). Recorded from
+  // 2.3.19.1 (https://127.0.0.1:4443/ through the proxy): the CONNECT goes on
+  // a pooled proxy connection as
   //   CONNECT 127.0.0.1:4443 HTTP/1.1 / Host: 127.0.0.1:4443 / Date /
   //   Proxy-Authorization / User-Agent (no Content-Length, no Connection)
   // then a TLS ClientHello with SNI even for an IP; with a host name it first
-  // fails the origin's lookup (9002). The request inside the tunnel was not seen.
+  // fails the origin's lookup (9002). The request inside the tunnel was not
+  // seen: it follows the source (absolute target since a proxy is set,
+  // Connection: Keep-Alive and no Proxy-Authorization since it is not sent
+  // to the proxy, http_client_request_to_proxy).
   const proxyText = settings.str.proxy_url
   const proxyParsed = proxyText !== undefined ? parseHttpUrl(proxyText) : undefined
   const proxy = proxyParsed?.ok === true ? proxyParsed.url : undefined
@@ -790,7 +901,8 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
 
   for (;;) {
     const viaProxy = proxy !== undefined && url.protocol === 'http:'
-    if (proxy !== undefined && !viaProxy) warnProxyTls(env)
+    // https:// through the proxy: a CONNECT tunnel (not in --http capture, where everything goes to the sink in plain text)
+    const tunnelled = proxy !== undefined && url.protocol === 'https:' && target === undefined
     const peer = peerState(env, viaProxy ? proxy : url)
     // payload_sync: set_payload(…, TRUE) in 2.3 (always) or with 2.4's 2nd
     // argument, for a non-empty payload, unless the peer failed 100-continue before
@@ -808,16 +920,37 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
     if (!has('connection') && !viaProxy) headers.push(['Connection', 'Keep-Alive'])
     for (const h of scriptHeaders) headers.push(h)
 
-    const tls = url.protocol === 'https:' && target === undefined
-    const path = viaProxy ? `${url.protocol}//${url.host}${url.pathname}${url.search}` : `${url.pathname}${url.search}`
+    const tls = url.protocol === 'https:' && target === undefined && !tunnelled
+    // with a proxy the target is the absolute URL, inside a tunnel too (http_client_request_do_submit)
+    const path = viaProxy || tunnelled ? `${url.protocol}//${url.host}${url.pathname}${url.search}` : `${url.pathname}${url.search}`
     attempts++
     attemptStart = performance.now()
     if (attempts === 1) firstAttempt = attemptStart
     if (settings.bool.debug === true) env.log.debug({ method, url: redact(url), attempt: attempts }, 'dovecot.http: sending request')
     let res: AttemptResult
     try {
+      let tunnel: TunnelSpec | undefined
+      if (tunnelled) {
+        // the CONNECT names the origin's address: looked up first (2.3.19.1: 9002 for any host name)
+        const host = urlHost(url)
+        const ip = net.isIP(host) !== 0 ? host : (await lookup(host)).address
+        const authority = peerAddr(ip, urlPort(url))
+        tunnel = {
+          proxyHost: urlHost(proxy),
+          proxyPort: urlPort(proxy),
+          ip,
+          port: urlPort(url),
+          servername: net.isIP(host) !== 0 ? undefined : host,
+          ca: env.httpCa,
+          // recorded from 2.3.19.1: Host, Date, Proxy-Authorization, User-Agent; no Content-Length, no Connection
+          head: Buffer.from(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nDate: ${date}\r\n` +
+            (proxyAuth !== undefined ? `Proxy-Authorization: ${proxyAuth}\r\n` : '') +
+            (ua !== undefined ? `User-Agent: ${wire(ua)}\r\n` : '') + '\r\n', 'latin1'),
+        }
+      }
       const run = tls ? attempt : attemptPlain
       res = await run({
+        ...(tunnel !== undefined ? { tunnel, poolKey: `${peerAddr(tunnel.proxyHost, tunnel.proxyPort)} tunnel ${peerAddr(tunnel.ip, tunnel.port)}` } : {}),
         agent: tls ? agentFor(env, rq.client) : undefined,
         pool: tls ? undefined : poolFor(env, rq.client),
         idleMs: idleMsOf(rq.client),

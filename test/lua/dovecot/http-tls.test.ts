@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs'
 import * as https from 'node:https'
+import * as net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -71,5 +72,64 @@ describe('dovecot.http over TLS', () => {
     const { lines, run } = await inBeginTxn(withTrace, SCRIPT(), 'wasmoon', { settings: { ssl_client_ca_file: '/nonexistent/ca.pem' } })
     expect(lines[0]).toBe('9003 ')
     expect(run.messages(LEVEL.warn)[0]).toMatch(/^dovecot\.http: ssl_client_ca_file \/nonexistent\/ca\.pem not read: ENOENT/)
+  })
+
+  it('https:// through proxy_url: CONNECT ip:port as Dovecot sends it (recorded), TLS inside the tunnel, the absolute URL as target', async () => {
+    seen.length = 0
+    const connects: string[] = []
+    const sockets: net.Socket[] = []
+    const proxy = net.createServer((client) => {
+      sockets.push(client)
+      let head = ''
+      const onData = (d: Buffer): void => {
+        head += d.toString('latin1')
+        const end = head.indexOf('\r\n\r\n')
+        if (end < 0) return
+        client.removeListener('data', onData)
+        connects.push(head.slice(0, end))
+        const [, target] = /^CONNECT (\S+) /.exec(head) ?? []
+        const [h, p] = (target ?? '').split(':')
+        const upstream = net.connect(Number(p), h!, () => {
+          sockets.push(upstream)
+          client.write('HTTP/1.1 200 Connection established\r\n\r\n')
+          client.pipe(upstream).pipe(client)
+        })
+        upstream.on('error', () => client.destroy())
+        client.on('error', () => upstream.destroy())
+      }
+      client.on('data', onData)
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+    const proxyPort = (proxy.address() as AddressInfo).port
+    try {
+      const { lines } = await inBeginTxn(withTrace, SCRIPT().replace('{ user_agent = "ua/1" }', `{ user_agent = "ua/1", proxy_url = "http://pu:pw@127.0.0.1:${proxyPort}" }`), 'wasmoon', {
+        settings: { ssl_client_ca_file: CERT },
+      })
+      expect(lines).toEqual(['200 secure', 'OK'])
+      expect(connects.map((c) => c.replace(/Date: [^\r]*/, 'Date: (date)'))).toEqual([[
+        `CONNECT 127.0.0.1:${port} HTTP/1.1`, `Host: 127.0.0.1:${port}`, 'Date: (date)', `Proxy-Authorization: Basic ${Buffer.from('pu:pw').toString('base64')}`, 'User-Agent: ua/1',
+      ].join('\r\n')])
+      expect(seen).toEqual([{
+        method: 'POST', url: `https://127.0.0.1:${port}/hook?x=1`, body: '{"a":1}',
+        headers: ['Host', 'Date', 'User-Agent', 'Expect', 'Content-Length', 'Connection', 'Content-Type'],
+      }])
+    } finally {
+      for (const s of sockets) s.destroy() // the tunnel stays pooled for seconds
+      await new Promise((r) => proxy.close(r))
+    }
+  })
+
+  it('a proxy refusing the CONNECT: 9003 "Tunnel connect(IP:PORT) failed: <status> <reason>" (http_client_connection_tunnel_response)', async () => {
+    const proxy = net.createServer((client) => {
+      client.once('data', () => client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n'))
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r))
+    const proxyPort = (proxy.address() as AddressInfo).port
+    try {
+      const { lines } = await inBeginTxn(withTrace, SCRIPT().replace('{ user_agent = "ua/1" }', `{ proxy_url = "http://127.0.0.1:${proxyPort}" }`), 'wasmoon')
+      expect(lines).toEqual(['9003 ', `Tunnel connect(127.0.0.1:${port}) failed: 403 Forbidden`])
+    } finally {
+      await new Promise((r) => proxy.close(r))
+    }
   })
 })
