@@ -538,7 +538,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     }
     if (spec.tunnel !== undefined) {
       const id = spec.nextConnectionId()
-      openTunnel(spec, spec.tunnel, id).then((s) => {
+      openTunnel(spec, spec.tunnel).then((s) => {
         const c = new PooledConnection(s, performance.now(), peerAddr(spec.tunnel!.ip, spec.tunnel!.port), id)
         conn = c
         socket = s
@@ -580,7 +580,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
  * of the pool, as Dovecot takes, or a new one), `CONNECT ip:port`, and on
  * 200 the TLS handshake inside it. The connect timeout covers it all.
  */
-function openTunnel(spec: AttemptSpec, t: TunnelSpec, id: number): Promise<tls.TLSSocket> {
+function openTunnel(spec: AttemptSpec, t: TunnelSpec): Promise<tls.TLSSocket> {
   return new Promise<tls.TLSSocket>((resolve, reject) => {
     const name = peerAddr(t.ip, t.port)
     const proxyKey = peerAddr(t.proxyHost, t.proxyPort)
@@ -654,7 +654,6 @@ function openTunnel(spec: AttemptSpec, t: TunnelSpec, id: number): Promise<tls.T
       if (settled) return void s.destroy()
       connectOver(c)
     })
-    void id
   })
 }
 
