@@ -6,9 +6,8 @@
 //
 // node:http did this before; for one sequential POST per event its client
 // machinery (ClientRequest, IncomingMessage streams, the agent) cost about
-// as much CPU as the whole exchange, and the issue's target (a POST per
-// event at 75% of raw undici's rate) was out of reach with it. HTTPS stays
-// on node:https (http-transport.ts).
+// as much CPU as the whole exchange. TLS connections (https://, direct or
+// tunnelled through proxy_url) are node:tls sockets on the same machinery.
 //
 // The parser takes what lib-http's http-response-parser.c takes in practice:
 // `HTTP/1.x <3 digits>[ <reason>]`, header lines (LF or CRLF), a body framed

@@ -6,12 +6,10 @@
 // The request head must be Dovecot's, byte for byte, and `Expect:
 // 100-continue` must wait for the server's `100 Continue`. undici writes
 // host / connection / content-length itself (lowercase, its own order) and
-// refuses Expect. Plain HTTP goes over our own connections
-// (http-connection.ts: the head written as built, a small response parser),
-// which cost a fraction of node:http's client per request; HTTPS goes
-// through node:https, whose headers given as [name, value] pairs with
-// `setHost: false` are written exactly as given and which reports `100
-// Continue` ('continue' event).
+// refuses Expect; node:http cost as much CPU per request as the whole
+// exchange. So requests go over dovepush's own connections
+// (http-connection.ts: the head written as built, a small HTTP/1.x response
+// parser), plain or TLS (node:tls), direct or through proxy_url.
 //
 // The head, as http_client_request_send_real (src/lib-http/http-client-request.c,
 // 2.3.19.1, lines 1346-1420) builds it: Host, Date, Authorization (user:pass@
@@ -21,8 +19,6 @@
 // script's headers in the order added.
 
 import { Buffer } from 'node:buffer'
-import * as http from 'node:http'
-import * as https from 'node:https'
 import type { Socket } from 'node:net'
 import type { HttpTarget } from '../../http/capture-sink.js'
 import type { LuaEnv } from '../env.js'
@@ -57,10 +53,8 @@ export const DEFAULT_IDLE_MSECS = 4000
  * stands in for the process here.
  */
 interface StatePools {
-  /** Plain HTTP (http-connection.ts), per rawlog_dir. */
+  /** Connections (http-connection.ts), per rawlog_dir. */
   readonly plain: Map<string, ConnectionPool>
-  /** HTTPS (node:https), per rawlog_dir. */
-  readonly https: Map<string, https.Agent>
   /** The context's connection list counter (lib connection.c id_counter): the N of "(conn:IP:PORT,id=N)". */
   lastConnectionId: number
 }
@@ -69,7 +63,7 @@ const statePools = new WeakMap<LuaEnv, StatePools>()
 
 function poolsOf(env: LuaEnv): StatePools {
   let p = statePools.get(env)
-  if (p === undefined) statePools.set(env, (p = { plain: new Map(), https: new Map(), lastConnectionId: 0 }))
+  if (p === undefined) statePools.set(env, (p = { plain: new Map(), lastConnectionId: 0 }))
   return p
 }
 
@@ -81,8 +75,7 @@ function poolsOf(env: LuaEnv): StatePools {
  */
 export const streamName = (peer: string, id: number): string => `(conn:${peer},id=${id})`
 
-/** Connections of sockets made by node:https: their ids (assigned when made, as connection_init_client_ip does). */
-const socketIds = new WeakMap<Socket, number>()
+
 
 export interface ClientState {
   readonly settings: HttpClientSettings
@@ -354,10 +347,10 @@ interface TunnelSpec {
 }
 
 interface AttemptSpec {
-  /** HTTPS: node:https's pool. */
-  readonly agent: http.Agent | undefined
-  /** Plain HTTP: ours. */
-  readonly pool: ConnectionPool | undefined
+  /** The state's connections (http-connection.ts). */
+  readonly pool: ConnectionPool
+  /** CA certificates for TLS (ssl_client_ca_file), else Node's. */
+  readonly ca: readonly string[] | undefined
   /** How long the connection stays idle after this request (plain HTTP). */
   readonly idleMs: number
   /** The id of a new connection (counted per Lua state, failed connects included). */
@@ -366,7 +359,7 @@ interface AttemptSpec {
   readonly tunnel?: TunnelSpec
   /** The pool's key for the connection (default host:port). */
   readonly poolKey?: string
-  /** node:https (TLS) or node:http; capture mode always sends in plain text. */
+  /** TLS (https://, not in capture mode, which always sends in plain text). */
   readonly tls: boolean
   /** Where to connect (the URL's host, or the capture sink). */
   readonly host: string
@@ -389,20 +382,6 @@ const connectedAt = new WeakMap<Socket, number>()
 /** How long a connection the client used stays idle (max_idle_time_msecs; 0 = dovepush's default). */
 const idleMsOf = (client: ClientState): number => Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)
 
-/** The state's HTTPS agent for the client's rawlog_dir (node:https; its idle time is the first client's). */
-function agentFor(env: LuaEnv, client: ClientState): https.Agent {
-  const agents = poolsOf(env).https
-  const key = client.settings.str.rawlog_dir ?? ''
-  let a = agents.get(key)
-  // keep-alive, unlimited sockets (requests of one Lua state are sequential),
-  // `timeout` closes idle pooled sockets (the Agent also honours a server's Keep-Alive: timeout=)
-  if (a === undefined) {
-    const ca = env.httpCa !== undefined ? { ca: [...env.httpCa] } : {}
-    agents.set(key, (a = new https.Agent({ keepAlive: true, timeout: idleMsOf(client), scheduling: 'lifo', ...ca })))
-  }
-  return a
-}
-
 /** The state's plain-HTTP connection pool for the client's rawlog_dir. */
 function poolFor(env: LuaEnv, client: ClientState): ConnectionPool {
   const pools = poolsOf(env).plain
@@ -421,7 +400,7 @@ const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
  */
 export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
   return new Promise<AttemptResult>((resolve, reject) => {
-    const pool = spec.pool!
+    const pool = spec.pool
     const key = spec.poolKey ?? peerAddr(spec.host, spec.port)
     let done = false
     let socket: net.Socket | undefined
@@ -551,26 +530,60 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     }
     const started = performance.now()
     const id = spec.nextConnectionId()
-    const s = net.connect({ host: spec.host, port: spec.port })
+    // https: TLS on the connection; Dovecot's connect timer covers the handshake too (http_client_connection_connect)
+    const s: net.Socket = spec.tls
+      ? tls.connect({ host: spec.host, port: spec.port, ...(spec.servername !== undefined ? { servername: spec.servername } : {}), ...(spec.ca !== undefined ? { ca: [...spec.ca] } : {}) })
+      : net.connect({ host: spec.host, port: spec.port })
     socket = s
     s.setNoDelay(true)
+    let handshaking = false
+    const handshakeName = (): string => peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port)
     if (spec.connectTimeoutMs <= MAX_TIMER_MS) {
       connectTimer = setTimeout(() => {
-        fail(new ConnectFailed(`connect(${peerAddr(spec.host, spec.port)}) failed: Connection timed out in ${fmtSecs(performance.now() - started)} secs`))
+        const secs = fmtSecs(performance.now() - started)
+        fail(new ConnectFailed(handshaking
+          ? `SSL handshaking with ${handshakeName()} failed: Connection timed out in ${secs} secs`
+          : `connect(${peerAddr(spec.host, spec.port)}) failed: Connection timed out in ${secs} secs`))
       }, spec.connectTimeoutMs)
     }
-    const early = (err: Error): void => fail(err) // refused, unreachable, lookup failed: classify() words them
-    s.once('error', early)
-    s.once('connect', () => {
+    const early = (err: NodeJS.ErrnoException): void => {
+      const code = err.code
+      if (handshaking && (code === 'ECONNRESET' || code === 'EPIPE')) {
+        // http_client_connection_input: "SSL handshaking with %s failed: read(%s) failed: …" (lines 1010-1021)
+        fail(new ConnectFailed(`SSL handshaking with ${handshakeName()} failed: read(${streamName(handshakeName(), id)}) failed: ${err.syscall === 'read' ? STRERROR[code] ?? code : 'EOF'}`))
+        return
+      }
+      fail(err) // refused, unreachable, lookup failed, certificate refused: classify() words them
+    }
+    s.on('error', early)
+    const ready = (): void => {
       clearTimeout(connectTimer)
       s.removeListener('error', early)
-      const c = new PooledConnection(s, performance.now(), peerAddr(s.remoteAddress ?? spec.host, s.remotePort ?? spec.port), id)
+      s.removeListener('close', earlyClose)
+      const c = new PooledConnection(s, connectedAtTcp, handshakeName(), id)
       conn = c
       connectedAt.set(s, c.connectedAt)
       if (done) return
       listen(c)
       send(s)
+    }
+    // the peer hung up during the handshake
+    const earlyClose = (): void => {
+      if (handshaking) fail(new ConnectFailed(`SSL handshaking with ${handshakeName()} failed: read(${streamName(handshakeName(), id)}) failed: EOF`))
+    }
+    let connectedAtTcp = 0
+    s.once('connect', () => {
+      connectedAtTcp = performance.now()
+      handshaking = spec.tls
+      if (!spec.tls) ready()
     })
+    if (spec.tls) {
+      s.on('close', earlyClose)
+      s.once('secureConnect', () => {
+        handshaking = false
+        ready()
+      })
+    }
   })
 }
 
@@ -640,7 +653,7 @@ function openTunnel(spec: AttemptSpec, t: TunnelSpec): Promise<tls.TLSSocket> {
       }
       c.socket.write(t.head)
     }
-    const pooled = spec.pool!.take(proxyKey)
+    const pooled = spec.pool.take(proxyKey)
     if (pooled !== undefined) return connectOver(pooled)
     const s = net.connect({ host: t.proxyHost, port: t.proxyPort })
     raw = s
@@ -660,185 +673,6 @@ function openTunnel(spec: AttemptSpec, t: TunnelSpec): Promise<tls.TLSSocket> {
 /** Bytes as a latin1 string: node:http writes header text as latin1, so the UTF-8 bytes of the script's string go out unchanged, as Dovecot sends them. */
 function wire(s: string): string {
   return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
-}
-
-/** One attempt: one request with its timers; resolves with the response or rejects with the cause. */
-export function attempt(spec: AttemptSpec): Promise<AttemptResult> {
-  return new Promise<AttemptResult>((resolve, reject) => {
-    let done = false
-    let socket: Socket | undefined
-    let connectTimer: NodeJS.Timeout | undefined
-    let continueTimer: NodeJS.Timeout | undefined
-    let bodySent = false
-    let gotResponse = false
-    /** A new TLS connection between TCP connect and the end of its handshake. */
-    let handshaking = false
-    let req: http.ClientRequest | undefined
-    let timer: NodeJS.Timeout | undefined
-
-    const clearTimers = (): void => {
-      clearTimeout(timer)
-      clearTimeout(connectTimer)
-      clearTimeout(continueTimer)
-    }
-    const fail = (err: unknown): void => {
-      if (done) return
-      done = true
-      clearTimers()
-      req?.destroy()
-      reject(err)
-    }
-    // request_timeout_msecs runs once the connection is up and the request
-    // goes out (http_client_request_send_real → http_client_connection_start_request_timeout);
-    // before that, connect_timeout_msecs (which defaults to it)
-    const startRequestTimer = (): void => {
-      if (spec.timeoutMs > MAX_TIMER_MS || timer !== undefined) return
-      timer = setTimeout(() => fail(new AttemptTimeout(socket !== undefined ? connectedAt.get(socket) : undefined)), spec.timeoutMs)
-    }
-    const name = (): string => socket?.remoteAddress !== undefined && socket.remotePort !== undefined
-      ? peerAddr(socket.remoteAddress, socket.remotePort)
-      : peerAddr(spec.host, spec.port)
-    const stream = (): string => streamName(name(), (socket !== undefined ? socketIds.get(socket) : undefined) ?? 0)
-    const lost = (detail: string): ConnectionLost => new ConnectionLost(detail, socket !== undefined ? connectedAt.get(socket) : undefined)
-
-    const sendBody = (): void => {
-      if (bodySent || done) return
-      bodySent = true
-      const b = spec.body!
-      req!.end(Buffer.from(b.buffer, b.byteOffset, b.byteLength))
-    }
-
-    try {
-      const options: https.RequestOptions = {
-        agent: spec.agent,
-        host: spec.host,
-        port: spec.port,
-        method: spec.method,
-        path: spec.path,
-        // written as given, in this order: no Host of node's own, no other header added
-        headers: spec.headers as unknown as http.OutgoingHttpHeaders,
-        setHost: false,
-        ...(spec.tls && spec.servername !== undefined ? { servername: spec.servername } : {}),
-      }
-      req = spec.tls ? https.request(options) : http.request(options)
-    } catch (err) {
-      fail(err)
-      return
-    }
-    const r = req
-
-    // No Content-Length or Transfer-Encoding (e.g. PATCH without payload):
-    // Dovecot sends no body; node:http would announce a chunked one.
-    const rr = r as unknown as { chunkedEncoding: boolean; _header: string | null }
-    if (rr.chunkedEncoding && typeof rr._header === 'string' && !spec.headers.some(([k]) => /^transfer-encoding$/i.test(k))) {
-      rr._header = rr._header.replace(/Transfer-Encoding: chunked\r\n\r\n$/, '\r\n')
-      rr.chunkedEncoding = false
-    }
-
-    r.on('socket', (s: Socket) => {
-      socket = s
-      if (done) return
-      const whenConnected = (): void => {
-        startRequestTimer()
-        if (!spec.sync || spec.peer.seen100) return
-        // http_client_connection_next_request: the 2 s wait for 100 starts once the header is sent
-        continueTimer = setTimeout(() => {
-          spec.peer.noPayloadSync = true
-          sendBody()
-        }, CONTINUE_TIMEOUT_MSECS)
-      }
-      if (connectedAt.has(s)) {
-        whenConnected() // a pooled connection
-        return
-      }
-      if (!socketIds.has(s)) socketIds.set(s, spec.nextConnectionId())
-      const tlsSocket = (s as { encrypted?: boolean }).encrypted === true
-      const started = performance.now()
-      // Dovecot's connect timer covers the TLS handshake too (http_client_connection_connect)
-      if (spec.connectTimeoutMs <= MAX_TIMER_MS) {
-        connectTimer = setTimeout(() => {
-          const secs = fmtSecs(performance.now() - started)
-          fail(new ConnectFailed(s.connecting
-            ? `connect(${peerAddr(spec.host, spec.port)}) failed: Connection timed out in ${secs} secs`
-            : `SSL handshaking with ${name()} failed: Connection timed out in ${secs} secs`))
-        }, spec.connectTimeoutMs)
-      }
-      s.once('connect', () => {
-        connectedAt.set(s, performance.now())
-        handshaking = tlsSocket
-        if (tlsSocket) return
-        clearTimeout(connectTimer)
-        whenConnected()
-      })
-      if (tlsSocket) {
-        s.once('secureConnect', () => {
-          handshaking = false
-          clearTimeout(connectTimer)
-          whenConnected()
-        })
-      }
-    })
-
-    r.on('error', (err: NodeJS.ErrnoException) => {
-      if (done) return
-      const connected = socket !== undefined && connectedAt.has(socket)
-      const code = err.code
-      if (handshaking && (code === 'ECONNRESET' || code === 'EPIPE')) {
-        // http_client_connection_input: "SSL handshaking with %s failed: read(%s) failed: …" (lines 1010-1021)
-        fail(new ConnectFailed(`SSL handshaking with ${name()} failed: read(${stream()}) failed: ${err.syscall === 'read' ? STRERROR[code] ?? code : 'EOF'}`))
-        return
-      }
-      if (connected && (code === 'ECONNRESET' || code === 'EPIPE')) {
-        // http-client-connection.c: a failed write is "Remote disconnected"
-        // (EPIPE/ECONNRESET, line 327); a read at EOF or reset "read(<peer>) failed: …" (lines 1288-1294)
-        if (err.syscall === 'write') fail(lost('Remote disconnected'))
-        else if (err.syscall === 'read') fail(lost(`read(${stream()}) failed: ${STRERROR[code] ?? code}`))
-        else fail(lost(`read(${stream()}) failed: EOF`)) // "socket hang up": closed without an answer
-        return
-      }
-      fail(err)
-    })
-
-    r.on('response', (res: http.IncomingMessage) => {
-      gotResponse = true
-      clearTimeout(continueTimer)
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('error', () => {}) // reported by 'close' below
-      // closed before the whole payload came
-      res.on('close', () => {
-        if (!done && !res.complete) fail(lost(`read(${stream()}) failed: EOF`))
-      })
-      res.on('end', () => {
-        if (done) return
-        done = true
-        clearTimers()
-        const withheld = spec.body !== undefined && spec.body.length > 0 && !bodySent
-        // the payload announced by Content-Length was never sent: this connection cannot carry another request
-        if (withheld) r.destroy()
-        const headers: Array<[string, string]> = []
-        const raw = res.rawHeaders
-        for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!, raw[i + 1]!])
-        resolve({ status: res.statusCode ?? 0, reason: res.statusMessage ?? '', headers, body: new Uint8Array(Buffer.concat(chunks)), payloadWithheld: withheld })
-      })
-    })
-
-    if (spec.body === undefined || spec.body.length === 0) {
-      r.end()
-    } else if (!spec.sync) {
-      sendBody()
-    } else {
-      // header now, payload on `100 Continue` (or after the 2 s timer, see above)
-      r.on('continue', () => {
-        if (bodySent || gotResponse || done) return // "Got 100-continue response after timeout"
-        clearTimeout(continueTimer)
-        spec.peer.noPayloadSync = false
-        spec.peer.seen100 = true
-        sendBody()
-      })
-      r.flushHeaders()
-    }
-  })
 }
 
 const isPostOrPut = (m: string): boolean => /^(post|put)$/i.test(m)
@@ -947,11 +781,10 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
             (ua !== undefined ? `User-Agent: ${wire(ua)}\r\n` : '') + '\r\n', 'latin1'),
         }
       }
-      const run = tls ? attempt : attemptPlain
-      res = await run({
+      res = await attemptPlain({
         ...(tunnel !== undefined ? { tunnel, poolKey: `${peerAddr(tunnel.proxyHost, tunnel.proxyPort)} tunnel ${peerAddr(tunnel.ip, tunnel.port)}` } : {}),
-        agent: tls ? agentFor(env, rq.client) : undefined,
-        pool: tls ? undefined : poolFor(env, rq.client),
+        pool: poolFor(env, rq.client),
+        ca: env.httpCa,
         idleMs: idleMsOf(rq.client),
         nextConnectionId: () => ++poolsOf(env).lastConnectionId,
         tls,
