@@ -132,4 +132,26 @@ describe('dovecot.http over TLS', () => {
       await new Promise((r) => proxy.close(r))
     }
   })
+
+  it('a peer that hangs up or stays silent during the handshake: 9003 in Dovecot\'s "SSL handshaking with …" words', async () => {
+    const held: net.Socket[] = []
+    const hangup = net.createServer((c) => c.destroy())
+    const silent = net.createServer((c) => void held.push(c))
+    await Promise.all([hangup, silent].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))))
+    const [p1, p2] = [hangup, silent].map((srv) => (srv.address() as AddressInfo).port)
+    try {
+      const { lines } = await inBeginTxn(withTrace, `
+        local a = dovecot.http.client({}):request({ url = "https://127.0.0.1:${p1}/" }):submit()
+        trace(a:status()) trace(a:reason())
+        local b = dovecot.http.client({ connect_timeout_msecs = 300 }):request({ url = "https://127.0.0.1:${p2}/" }):submit()
+        trace(b:status()) trace(b:reason())`, 'wasmoon')
+      expect(lines[0]).toBe('9003')
+      expect(lines[1]).toMatch(new RegExp(`^SSL handshaking with 127\\.0\\.0\\.1:${p1} failed: read\\(\\(conn:127\\.0\\.0\\.1:${p1},id=1\\)\\) failed: (EOF|Connection reset by peer)$`))
+      expect(lines[2]).toBe('9003')
+      expect(lines[3]).toMatch(new RegExp(`^SSL handshaking with 127\\.0\\.0\\.1:${p2} failed: Connection timed out in 0\\.3\\d\\d secs$`))
+    } finally {
+      for (const c of held) c.destroy()
+      await Promise.all([hangup, silent].map((srv) => new Promise((r) => srv.close(r))))
+    }
+  })
 })
