@@ -419,7 +419,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       socket?.destroy()
       reject(err)
     }
-    // node:http's checks of what it would write (9000 "Aborted: …"); Dovecot would send it as given
+    // the checks node:http made (9000 "Aborted: …", kept from when it sent these); Dovecot would send it as given
     for (const [k, v] of spec.headers) {
       if (!HTTP_TOKEN.test(k)) return fail(new TypeError(`Header name must be a valid HTTP token ["${k}"]`))
       if (BAD_HEADER_VALUE.test(v)) return fail(new TypeError(`Invalid character in header content ["${k}"]`))
@@ -670,7 +670,7 @@ function openTunnel(spec: AttemptSpec, t: TunnelSpec): Promise<tls.TLSSocket> {
   })
 }
 
-/** Bytes as a latin1 string: node:http writes header text as latin1, so the UTF-8 bytes of the script's string go out unchanged, as Dovecot sends them. */
+/** Bytes as a latin1 string: the head is written as latin1, so the UTF-8 bytes of the script's string go out unchanged, as Dovecot sends them. */
 function wire(s: string): string {
   return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
 }
