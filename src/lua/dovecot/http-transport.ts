@@ -19,7 +19,6 @@
 // script's headers in the order added.
 
 import { Buffer } from 'node:buffer'
-import type { Socket } from 'node:net'
 import type { HttpTarget } from '../../http/capture-sink.js'
 import type { LuaEnv } from '../env.js'
 import type { EventState } from './event.js'
@@ -74,8 +73,6 @@ function poolsOf(env: LuaEnv): StatePools {
  * the OX driver's log and with a real 2.3.19.1 behind proxy_url.
  */
 export const streamName = (peer: string, id: number): string => `(conn:${peer},id=${id})`
-
-
 
 export interface ClientState {
   readonly settings: HttpClientSettings
@@ -343,7 +340,6 @@ interface TunnelSpec {
   readonly servername: string | undefined
   /** The CONNECT request head. */
   readonly head: Buffer
-  readonly ca: readonly string[] | undefined
 }
 
 interface AttemptSpec {
@@ -351,11 +347,11 @@ interface AttemptSpec {
   readonly pool: ConnectionPool
   /** CA certificates for TLS (ssl_client_ca_file), else Node's. */
   readonly ca: readonly string[] | undefined
-  /** How long the connection stays idle after this request (plain HTTP). */
+  /** How long the connection stays idle after this request. */
   readonly idleMs: number
   /** The id of a new connection (counted per Lua state, failed connects included). */
   readonly nextConnectionId: () => number
-  /** https:// through proxy_url: the CONNECT tunnel to make (plain-HTTP attempts only). */
+  /** https:// through proxy_url: the CONNECT tunnel to make. */
   readonly tunnel?: TunnelSpec
   /** The pool's key for the connection (default host:port). */
   readonly poolKey?: string
@@ -376,8 +372,11 @@ interface AttemptSpec {
   readonly peer: PeerState
 }
 
-/** When each pooled socket finished connecting (Dovecot's "connected N secs ago"). */
-const connectedAt = new WeakMap<Socket, number>()
+/** node:tls options for a connection to `servername` (SNI; none for an IP), trusting `ca` when given. */
+const tlsOptions = (servername: string | undefined, ca: readonly string[] | undefined): tls.ConnectionOptions => ({
+  ...(servername !== undefined ? { servername } : {}),
+  ...(ca !== undefined ? { ca: [...ca] } : {}),
+})
 
 /** How long a connection the client used stays idle (max_idle_time_msecs; 0 = dovepush's default). */
 const idleMsOf = (client: ClientState): number => Math.min(client.settings.uint.max_idle_time_msecs || DEFAULT_IDLE_MSECS, MAX_TIMER_MS)
@@ -395,10 +394,11 @@ const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 
 /**
- * One plain-HTTP attempt on our own connection (http-connection.ts): the
- * same timers, Expect handling and failures as `attempt` below.
+ * One attempt: one request on a pooled or new connection (plain, TLS, or a
+ * tunnel through the proxy) with its timers; resolves with the response or
+ * rejects with the cause.
  */
-export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
+function attempt(spec: AttemptSpec): Promise<AttemptResult> {
   return new Promise<AttemptResult>((resolve, reject) => {
     const pool = spec.pool
     const key = spec.poolKey ?? peerAddr(spec.host, spec.port)
@@ -516,12 +516,13 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       return
     }
     if (spec.tunnel !== undefined) {
+      // the tunnel's connection gets its id before the proxy connection it runs over
+      // (http_client_connection_create: connection_init, then connect_tunnel)
       const id = spec.nextConnectionId()
       openTunnel(spec, spec.tunnel).then((s) => {
         const c = new PooledConnection(s, performance.now(), peerAddr(spec.tunnel!.ip, spec.tunnel!.port), id)
         conn = c
         socket = s
-        connectedAt.set(s, c.connectedAt)
         if (done) return void s.destroy()
         listen(c)
         send(s)
@@ -532,7 +533,7 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
     const id = spec.nextConnectionId()
     // https: TLS on the connection; Dovecot's connect timer covers the handshake too (http_client_connection_connect)
     const s: net.Socket = spec.tls
-      ? tls.connect({ host: spec.host, port: spec.port, ...(spec.servername !== undefined ? { servername: spec.servername } : {}), ...(spec.ca !== undefined ? { ca: [...spec.ca] } : {}) })
+      ? tls.connect({ host: spec.host, port: spec.port, ...tlsOptions(spec.servername, spec.ca) })
       : net.connect({ host: spec.host, port: spec.port })
     socket = s
     s.setNoDelay(true)
@@ -562,7 +563,6 @@ export function attemptPlain(spec: AttemptSpec): Promise<AttemptResult> {
       s.removeListener('close', earlyClose)
       const c = new PooledConnection(s, connectedAtTcp, handshakeName(), id)
       conn = c
-      connectedAt.set(s, c.connectedAt)
       if (done) return
       listen(c)
       send(s)
@@ -611,7 +611,7 @@ function openTunnel(spec: AttemptSpec, t: TunnelSpec): Promise<tls.TLSSocket> {
       ? setTimeout(() => fail(new ConnectFailed(`Tunnel connect(${name}) failed: Connection timed out in ${fmtSecs(performance.now() - started)} secs`)), spec.connectTimeoutMs)
       : undefined
     const handshake = (s: net.Socket): void => {
-      const secure = tls.connect({ socket: s, ...(t.servername !== undefined ? { servername: t.servername } : {}), ...(t.ca !== undefined ? { ca: [...t.ca] } : {}) })
+      const secure = tls.connect({ socket: s, ...tlsOptions(t.servername, spec.ca) })
       secure.once('error', fail)
       secure.once('secureConnect', () => {
         if (settled) return void secure.destroy()
@@ -663,7 +663,6 @@ function openTunnel(spec: AttemptSpec, t: TunnelSpec): Promise<tls.TLSSocket> {
     s.once('connect', () => {
       s.removeListener('error', early)
       const c = new PooledConnection(s, performance.now(), peerAddr(s.remoteAddress ?? t.proxyHost, s.remotePort ?? t.proxyPort), spec.nextConnectionId())
-      connectedAt.set(s, c.connectedAt)
       if (settled) return void s.destroy()
       connectOver(c)
     })
@@ -774,14 +773,13 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
           ip,
           port: urlPort(url),
           servername: net.isIP(host) !== 0 ? undefined : host,
-          ca: env.httpCa,
           // recorded from 2.3.19.1: Host, Date, Proxy-Authorization, User-Agent; no Content-Length, no Connection
           head: Buffer.from(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nDate: ${date}\r\n` +
             (proxyAuth !== undefined ? `Proxy-Authorization: ${proxyAuth}\r\n` : '') +
             (ua !== undefined ? `User-Agent: ${wire(ua)}\r\n` : '') + '\r\n', 'latin1'),
         }
       }
-      res = await attemptPlain({
+      res = await attempt({
         ...(tunnel !== undefined ? { tunnel, poolKey: `${peerAddr(tunnel.proxyHost, tunnel.proxyPort)} tunnel ${peerAddr(tunnel.ip, tunnel.port)}` } : {}),
         pool: poolFor(env, rq.client),
         ca: env.httpCa,
@@ -791,7 +789,7 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
         // --http capture: every connection goes to the built-in sink, the Host header stays the URL's
         host: target?.host ?? urlHost(viaProxy ? proxy : url),
         port: target?.port ?? urlPort(viaProxy ? proxy : url),
-        servername: tls && !/^[\d.]+$|:/.test(urlHost(url)) ? urlHost(url) : undefined,
+        servername: tls && net.isIP(urlHost(url)) === 0 ? urlHost(url) : undefined,
         method,
         path: path === '' ? '/' : path,
         headers,
