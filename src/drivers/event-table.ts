@@ -14,6 +14,7 @@
 
 import { EVENT_NAMES, EVENT_OWN_FIELDS, type EventName, isMessageEvent, type PushEvent } from '../events/types.js'
 import type { LuaApi, LuaThread } from '../lua/engine.js'
+import { runOwnChunk } from '../lua/env.js'
 
 /** The fields of each event table after `name`, in Dovecot's order. */
 const FIELDS = new Map<EventName, readonly string[]>(
@@ -39,10 +40,7 @@ export interface EventTables {
 
 /** Compiles the builders in the state of `L` (once per session, before the script runs). */
 export function createEventTables(api: LuaApi, L: LuaThread): EventTables {
-  if (api.load(L, new TextEncoder().encode(builderSource()), '=(dovepush event tables)', 't') !== 0) {
-    throw new Error(`dovepush internal error: event table builders: ${api.tostring(L, -1)}`)
-  }
-  api.call(L, 0, 1)
+  runOwnChunk(api, L, 'event tables', builderSource())
   const refs = new Map<EventName, number>()
   for (const name of EVENT_NAMES) {
     api.getfield(L, -1, name)

@@ -49,3 +49,15 @@ export function pushMethodTable(env: LuaEnv, name: string, methods: LuaMethods, 
   api.pushvalue(L, -1)
   api.setfield(L, -2, '__index')
 }
+
+/**
+ * Runs one of dovepush's own Lua chunks (table and closure builders made
+ * once per state) on L and leaves its first result there. `name` shows in
+ * the chunk name; a chunk that does not compile is dovepush's bug.
+ */
+export function runOwnChunk(api: LuaApi, L: LuaThread, name: string, source: string): void {
+  if (api.load(L, new TextEncoder().encode(source), `=(dovepush ${name})`, 't') !== 0) {
+    throw new Error(`dovepush internal error: ${name}: ${api.tostring(L, -1)}`)
+  }
+  api.call(L, 0, 1)
+}

@@ -21,7 +21,7 @@
 
 import { hostname } from 'node:os'
 import type { LuaThread } from '../engine.js'
-import { type LuaEnv, type LuaMethods, pushMethodTable } from '../env.js'
+import { type LuaEnv, type LuaMethods, pushMethodTable, runOwnChunk } from '../env.js'
 import { LuaObjects } from '../objects.js'
 import type { UserStore } from '../../mailstore/store.js'
 import { checkInteger, checkObject, checkString, dluaError, requireArgs, requireArgsIn } from './args.js'
@@ -264,10 +264,7 @@ export function registerUser(env: LuaEnv): UserBinding {
     '  return function(item)\n' +
     `    return setmetatable({ ${[...fields, ...booleans].map((f) => `${f} = ${f === 'mail_debug' ? 'mail_debug' : booleans.includes(f as never) ? 'false' : f}`).join(', ')} }, mt)\n` +
     '  end\nend'
-  if (api.load(L, new TextEncoder().encode(source), '=(dovepush mail_user)', 't') !== 0) {
-    throw new Error(`dovepush internal error: mail_user builder: ${api.tostring(L, -1)}`)
-  }
-  api.call(L, 0, 1)
+  runOwnChunk(api, L, 'mail_user', source)
   const factoryRef = api.ref(L)
   const builders = new Map<MailUser, number>()
   const builderOf = (u: MailUser): number => {

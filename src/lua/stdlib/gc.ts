@@ -27,7 +27,7 @@
 // nothing a script can see. `dovepush run --full-gc always` collects after
 // every transaction from the start, as Dovecot does.
 
-import type { LuaEnv } from '../env.js'
+import { type LuaEnv, runOwnChunk } from '../env.js'
 import type { LuaThread } from '../engine.js'
 import { LuaType } from '../engine.js'
 
@@ -189,10 +189,7 @@ export function metatableCheck(env: LuaEnv, refs: readonly number[]): number {
   const names = refs.map((_, i) => `m${i + 1}`)
   const test = names.map((m) => `rawget(${m}, "__gc") ~= nil or rawget(${m}, "__mode") ~= nil`).join(' or ') || 'false'
   const source = `local rawget = rawget\nreturn function(${names.join(', ')}) return function() return ${test} end end`
-  if (api.load(L, new TextEncoder().encode(source), '=(dovepush gc check)', 't') !== 0) {
-    throw new Error(`dovepush internal error: gc check: ${api.tostring(L, -1)}`)
-  }
-  api.call(L, 0, 1)
+  runOwnChunk(api, L, 'gc check', source)
   for (const ref of refs) api.pushref(L, ref)
   api.call(L, refs.length, 1)
   return api.ref(L)
