@@ -921,8 +921,12 @@ function enumOption(api: LuaApi, L: LuaThread, idx: number, options: readonly st
 
 const ON_OFF = ['off', 'on'] as const
 
-/** Pushes a new cjson (or cjson.safe) table with its own configuration: lua_cjson_new / lua_cjson_safe_new. */
-/** `onArrayMt`: decode_array_with_array_mt was switched on (decoded arrays get a metatable the script can reach). */
+/**
+ * Pushes a new cjson (or cjson.safe) table with its own configuration:
+ * lua_cjson_new / lua_cjson_safe_new. `onArrayMt` is told when
+ * decode_array_with_array_mt is switched on (decoded arrays then get a
+ * metatable the script can reach).
+ */
 function pushCjson(api: LuaApi, L: LuaThread, safe: boolean, onArrayMt: () => void): void {
   const cfg = defaultConfig()
   const prefix = safe ? 'cjson.safe.' : 'cjson.'

@@ -11,8 +11,10 @@ import { checkInteger, checkString, dluaError, requireArgs } from './args.js'
 import { type EventAccess, registerEvent } from './event.js'
 import { pushStorage } from './storage.js'
 
-/** Registers `dovecot` as a global. `pushHttp` pushes the `dovecot.http` table. */
-/** Sets the global `dovecot`; returns the registry ref of its metatable. */
+/**
+ * Registers `dovecot` as a global (`pushHttp` pushes the `dovecot.http`
+ * table); returns the registry ref of its metatable (the GC watch checks it).
+ */
 export function registerDovecot(env: LuaEnv, pushHttp: (events: EventAccess) => void): number {
   const { api, L } = env
 
