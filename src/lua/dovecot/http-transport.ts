@@ -718,9 +718,14 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
   const proxyText = settings.str.proxy_url
   const proxyParsed = proxyText !== undefined ? parseHttpUrl(proxyText) : undefined
   const proxy = proxyParsed?.ok === true ? proxyParsed.url : undefined
-  const proxyAuth = proxy !== undefined && proxy.username !== '' && proxy.password !== ''
-    ? `Basic ${Buffer.from(`${decodeUserinfo(proxy.username)}:${decodeUserinfo(proxy.password)}`, 'utf8').toString('base64')}`
-    : undefined
+  // 2.3: the proxy URL's user:pass (dlua parses it with HTTP_URL_ALLOW_USERINFO_PART);
+  // 2.4: proxy_username/proxy_password, sent when the username is not empty
+  // (the password defaults to "", so "user:"), http_client_request_send_real
+  const set24 = rq.client.v24
+  const proxyUser = proxy === undefined ? undefined
+    : set24 !== undefined ? (set24.proxy_username !== '' ? [String(set24.proxy_username), String(set24.proxy_password)] : undefined)
+      : proxy.username !== '' && proxy.password !== '' ? [decodeUserinfo(proxy.username), decodeUserinfo(proxy.password)] : undefined
+  const proxyAuth = proxyUser !== undefined ? `Basic ${Buffer.from(`${proxyUser[0]}:${proxyUser[1]}`, 'utf8').toString('base64')}` : undefined
 
   let url = rq.url
   let method = rq.method

@@ -12,8 +12,7 @@
 // `synchronous` flag; requests have set_event/get_event.
 // TODO(2.4): request_absolute_timeout, max_connect_attempts,
 // connect_backoff_*, soft_connect_timeout, max_auto_retry_delay, rawlog_dir,
-// proxy_username/proxy_password (proxy_url's user:pass are used), max_parallel_connections /
-// max_pipelined_requests, response_hdr_* and socket buffer sizes are parsed
+// max_parallel_connections / max_pipelined_requests, response_hdr_* and socket buffer sizes are parsed
 // but not simulated; ssl_* and dns-client values are accepted unchecked (as
 // 2.4 does at creation) and not applied; the client event prefix numbering
 // ("http-client[N]: ") is per Lua state, not per process.
@@ -314,9 +313,11 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
         if (parent === undefined) return dluaError(api, SL, 'Invalid HTTP client setting: event_parent: not a dovecot.event object (Dovecot 2.4 crashes on it)')
       }
       api.pop(SL, 1)
+      // http_client_settings_check: http_url_parse(proxy_url, NULL, 0, …), no userinfo allowed (2.4.4 http-url.c)
       const s24 = readSettings24(env, SL, (u) => {
         const p = parseHttpUrl(u)
-        return p.ok ? undefined : p.reason
+        if (!p.ok) return p.reason
+        return /^[^:]*:\/\/[^/?#]*@/.test(u) ? "HTTP URL does not allow `userinfo@' part" : undefined
       })
       // event_create(event_parent) holding the settings, then the client's own event
       const event = parent === undefined ? undefined : childEvent(childEvent(parent, ''), `http-client[${++clientIds}]: `)

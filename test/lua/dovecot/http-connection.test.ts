@@ -191,4 +191,28 @@ describe('dovecot.http over raw servers', () => {
     ].join('\r\n'))
     expect(run.messages(50)).toEqual([])
   })
+
+  // 2.4.4: http_client_settings_check parses proxy_url with no flags (no
+  // userinfo, http-url.c "HTTP URL does not allow `userinfo@' part"); the
+  // credentials are proxy_username/proxy_password, sent when the username is
+  // not empty (password default "": "user:"), http_client_request_send_real.
+  it('2.4: proxy credentials come from proxy_username/proxy_password; user:pass@ in proxy_url is refused', async () => {
+    const ok = 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'
+    const proxy = await rawServer([ok, ok])
+    heads.length = 0
+    const { lines, run } = await inBeginTxn(withTrace, `
+      trace(r(pcall(dovecot.http.client, { proxy_url = "http://pu:pw@127.0.0.1:${proxy}/" })))
+      local c = dovecot.http.client({ proxy_url = "http://127.0.0.1:${proxy}/", proxy_username = "pu", proxy_password = "pw" })
+      trace(r(c:request({ url = "http://origin.example.test/a" }):submit():status()))
+      local d = dovecot.http.client({ proxy_url = "http://127.0.0.1:${proxy}/", proxy_username = "only" })
+      trace(r(d:request({ url = "http://origin.example.test/b" }):submit():status()))`, 'wasmoon', { dovecot: '2.4' })
+    // worded as the other http_client_settings_check failures (http-24.test.ts)
+    expect(lines[0]).toBe("false Invalid HTTP client setting: http_client settings: Invalid settings: Invalid http_client_proxy_url: HTTP URL does not allow `userinfo@' part")
+    expect(lines.slice(1)).toEqual(['200', '200'])
+    expect(heads.map((h) => h.split('\r\n').find((l) => l.startsWith('Proxy-Authorization')))).toEqual([
+      `Proxy-Authorization: Basic ${Buffer.from('pu:pw').toString('base64')}`,
+      `Proxy-Authorization: Basic ${Buffer.from('only:').toString('base64')}`,
+    ])
+    expect(run.messages(50)).toEqual([])
+  })
 })
