@@ -674,6 +674,19 @@ function wire(s: string): string {
   return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1')
 }
 
+// http_date_create(ioloop_time): whole seconds, so one text per second
+let dateSecond = -1
+let dateText = ''
+function httpDate(): string {
+  const now = Date.now()
+  const sec = Math.floor(now / 1000)
+  if (sec !== dateSecond) {
+    dateSecond = sec
+    dateText = new Date(sec * 1000).toUTCString()
+  }
+  return dateText
+}
+
 const isPostOrPut = (m: string): boolean => /^(post|put)$/i.test(m)
 
 /** submit(): attempts, retries and redirects; never rejects. */
@@ -692,7 +705,7 @@ export async function perform(env: LuaEnv, rq: RequestState): Promise<ResponseSt
 
   // Fixed at submit for every attempt and redirect (http_client_request_do_submit:
   // req->date = ioloop_time; the user:pass@ of the request's URL stays with it).
-  const date = new Date().toUTCString() // IMF-fixdate, as http_date_create
+  const date = httpDate() // IMF-fixdate, as http_date_create
   const has = (n: string): boolean => rq.added.has(n)
   const ua = settings.str.user_agent
   // http_client_request_url: a non-empty user with a password (WHATWG URLs
