@@ -6,6 +6,7 @@ import type { LuaCaller } from './call.js'
 import type { LuaApi, LuaThread } from './engine.js'
 import type { HttpTarget } from '../http/capture-sink.js'
 import type { GcWatch } from './stdlib/gc.js'
+import type { HttpRequestReport } from './dovecot/http.js'
 
 export type DovecotVersion = '2.3' | '2.4'
 export const DOVECOT_VERSIONS: readonly DovecotVersion[] = ['2.3', '2.4']
@@ -28,6 +29,8 @@ export interface LuaEnv {
   readonly httpTarget?: HttpTarget
   /** CA certificates dovecot.http trusts for https (the defaults plus ssl_client_ca_file's), when that setting is given. */
   readonly httpCa?: readonly string[]
+  /** Told of every finished script HTTP request (dovecot.http and socket.http); nothing is timed when unset. */
+  readonly onHttpRequest?: (r: HttpRequestReport) => void
 }
 
 /** A table of host functions keyed by their exact Lua names (Dovecot's luaL_Reg). */

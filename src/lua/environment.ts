@@ -40,7 +40,7 @@ export interface EnvironmentOptions {
   readonly processEnv?: NodeJS.ProcessEnv
   /** `--http capture`: where script HTTP connections go. */
   readonly httpTarget?: HttpTarget
-  /** Told of every finished dovecot.http request (URL without credentials); nothing is timed when unset. */
+  /** Told of every finished script HTTP request, dovecot.http or socket.http (URL without credentials); nothing is timed when unset. */
   readonly onHttpRequest?: (r: HttpRequestReport) => void
   /** When the full GC after each transaction runs (stdlib/gc.ts); default 'observable'. */
   readonly fullGc?: FullGc
@@ -97,6 +97,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
         if (options.debug) options.log.debug(`lua: full garbage collection after each transaction from now on (${why})`)
       }),
       ...(options.httpTarget !== undefined ? { httpTarget: options.httpTarget } : {}),
+      ...(options.onHttpRequest !== undefined ? { onHttpRequest: options.onHttpRequest } : {}),
       ...((ca) => (ca !== undefined ? { httpCa: ca } : {}))(httpCa(options)),
     }
     registerCoroutine(env)
@@ -105,7 +106,7 @@ export function createEnvironment(options: EnvironmentOptions): LuaEnvironment {
     registerOs(api, L, { env: options.processEnv ?? process.env })
     registerPackage(api, L, { path: options.packagePath ?? defaultPackagePath(options.scriptPath) })
     registerBuiltinModules(env, BUILTIN_MODULES)
-    const dovecotMt = registerDovecot(env, (events) => pushHttp(env, events, options.onHttpRequest))
+    const dovecotMt = registerDovecot(env, (events) => pushHttp(env, events))
     const user = registerUser(env)
     // last: the bindings above use Lua's own setmetatable
     const { originalCollectRef } = registerGcWatch(env, env.gc)

@@ -23,7 +23,7 @@ export class ServeMetrics {
   readonly #accepted: Counter
   readonly #rejected: Counter<'reason'>
   readonly #requests: Counter<'route' | 'code'>
-  readonly #scriptHttp: Histogram<'method' | 'status'>
+  readonly #scriptHttp: Histogram<'module' | 'method' | 'status'>
 
   constructor(stats: RunStats, queue: QueueView) {
     const registers = [this.registry]
@@ -47,8 +47,8 @@ export class ServeMetrics {
     })
     this.#scriptHttp = new Histogram({
       name: 'dovepush_script_http_request_duration_seconds',
-      help: 'Latency of the dovecot.http requests scripts made, from submit() to the response, by method and final status (9xxx: Dovecot internal failures)',
-      labelNames: ['method', 'status'],
+      help: 'Latency of the HTTP requests scripts made (dovecot.http from submit() to the response, socket.http per http.request), by module, method and final status (9xxx: Dovecot internal failures; 0: socket.http failed)',
+      labelNames: ['module', 'method', 'status'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     })
@@ -147,7 +147,7 @@ export class ServeMetrics {
     this.#requests.inc({ route, code: String(code) })
   }
 
-  scriptHttp(method: string, status: number, ms: number): void {
-    this.#scriptHttp.observe({ method, status: String(status) }, ms / 1000)
+  scriptHttp(module: string, method: string, status: number, ms: number): void {
+    this.#scriptHttp.observe({ module, method, status: String(status) }, ms / 1000)
   }
 }

@@ -114,8 +114,11 @@ export interface WaitCall {
 
 /** A dovecot.http request, as `?wait=true` reports it (URL without credentials). */
 export interface WaitRequest {
+  /** dovecot.http or socket.http */
+  readonly module: string
   readonly method: string
   readonly url: string
+  /** 9xxx: dovecot.http's internal failures; 0: socket.http failed */
   readonly status: number
   readonly reason: string
   readonly ms: number
@@ -203,9 +206,9 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     if (call.error !== undefined) r.errors.push({ fn: call.fn, error: call.error })
   }
   const onHttpRequest = (q: ScriptHttpRequest): void => {
-    metrics!.scriptHttp(q.method, q.status, q.ms)
+    metrics!.scriptHttp(q.module, q.method, q.status, q.ms)
     if (current.size === 0) return
-    current.get(q.user)?.requests.push({ method: q.method, url: q.url, status: q.status, reason: q.reason, ms: Math.round(q.ms * 1000) / 1000 })
+    current.get(q.user)?.requests.push({ module: q.module, method: q.method, url: q.url, status: q.status, reason: q.reason, ms: Math.round(q.ms * 1000) / 1000 })
   }
 
   const host = createLuaHost({

@@ -111,13 +111,37 @@ describe('POST /v1/transactions', () => {
     expect(first.calls[3]).toMatchObject({ committed: true })
     expect(typeof first.calls[1].session).toBe('string')
     expect(first.requests).toHaveLength(1)
-    expect(first.requests[0]).toMatchObject({ method: 'POST', url: `${sinkBase}/hook?delay=5`, status: 200, reason: 'OK' })
+    expect(first.requests[0]).toMatchObject({ module: 'dovecot.http', method: 'POST', url: `${sinkBase}/hook?delay=5`, status: 200, reason: 'OK' })
     expect(first.requests[0].ms).toBeGreaterThanOrEqual(4)
     expect(JSON.stringify(r.json)).not.toContain('s3cret')
     expect(hits.some((h) => h.auth === `Basic ${Buffer.from('bob:s3cret').toString('base64')}`)).toBe(true)
     expect(second.index).toBe(1)
     expect(second.errors).toEqual([{ fn: 'dovecot_lua_notify_event_message_new', error: expect.stringMatching(/unlucky 200/) }])
     expect(second.calls.find((c: { error?: string }) => c.error !== undefined)?.fn).toBe('dovecot_lua_notify_event_message_new')
+  })
+
+  it('?wait=true and /metrics count the requests of socket.http too (module named; a failure has status 0 and LuaSocket\'s words)', async () => {
+    const url = sinkBase.replace('http://', 'http://bob:s3cret@') + '/hook'
+    served = await serveSource(`
+local http = require("socket.http")
+function dovecot_lua_notify_begin_txn(user) return {} end
+function dovecot_lua_notify_event_message_new(ctx, ev)
+  local body, code = http.request(${JSON.stringify(url)}, "uid=" .. string.format("%d", ev.uid))
+  local none, err = http.request("http://127.0.0.1:1/refused")
+end
+function dovecot_lua_notify_end_txn(ctx, ok) end
+`)
+    const r = await post(served.url, tx('s@x', 3), {}, '?wait=true')
+    expect(r.status).toBe(200)
+    const [res] = r.json.results
+    expect(res.errors).toEqual([])
+    expect(res.requests).toHaveLength(2)
+    expect(res.requests[0]).toMatchObject({ module: 'socket.http', method: 'POST', url: `${sinkBase}/hook`, status: 200, reason: 'OK' })
+    expect(res.requests[1]).toMatchObject({ module: 'socket.http', method: 'GET', url: 'http://127.0.0.1:1/refused', status: 0, reason: 'connection refused' })
+    expect(JSON.stringify(r.json)).not.toContain('s3cret')
+    const m = await call(`${served.url}/metrics`)
+    expect(m.text).toContain('\ndovepush_script_http_request_duration_seconds_count{module="socket.http",method="POST",status="200"} 1\n')
+    expect(m.text).toContain('\ndovepush_script_http_request_duration_seconds_count{module="socket.http",method="GET",status="0"} 1\n')
   })
 
   it('keeps per-user order with users in parallel, at most --concurrency at once', async () => {
@@ -330,7 +354,7 @@ describe('/healthz and /metrics', () => {
       'dovepush_queue_depth 0',
       'dovepush_queue_capacity 50',
       'dovepush_queue_running_users 0',
-      'dovepush_script_http_request_duration_seconds_count{method="POST",status="200"} 2',
+      'dovepush_script_http_request_duration_seconds_count{module="dovecot.http",method="POST",status="200"} 2',
       'dovepush_http_requests_total{route="/v1/transactions",code="400"} 1',
       'dovepush_http_requests_total{route="/healthz",code="200"} 1',
     ]) {

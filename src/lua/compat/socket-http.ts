@@ -24,6 +24,7 @@ import type { LuaThread } from '../engine.js'
 import { LuaType } from '../engine.js'
 import type { LuaEnv } from '../env.js'
 import type { ResumeValues } from '../call.js'
+import { redact } from '../dovecot/http-transport.js'
 import type { BuiltinModule } from './modules.js'
 
 const SOURCE = `
@@ -151,7 +152,27 @@ function rawRequest(env: LuaEnv) {
       return 2
     }
     const dispatcher = env.httpTarget !== undefined ? captureAgent(env.httpTarget) : undefined
-    const promise = fetchFollowing(method, parsed.toString(), headers, body, timeoutMs, follow, dispatcher).finally(() => dispatcher?.close()).then(
+    const onRequest = env.onHttpRequest
+    const t0 = onRequest !== undefined ? performance.now() : 0
+    // an observer (serve's metrics) hears of it as of a dovecot.http request; a failure has no status: 0
+    const report = onRequest === undefined ? undefined : (status: number, reason: string): void => {
+      try {
+        onRequest({ module: 'socket.http', method, url: redact(parsed), status, reason, ms: performance.now() - t0 })
+      } catch {
+        // an observer's failure is not the script's
+      }
+    }
+    const sent = fetchFollowing(method, parsed.toString(), headers, body, timeoutMs, follow, dispatcher).finally(() => dispatcher?.close())
+    const promise = (report === undefined ? sent : sent.then(
+      (reply) => {
+        report(reply.code, STATUS_CODES[reply.code] ?? '')
+        return reply
+      },
+      (err: unknown) => {
+        report(0, luasocketError(err))
+        throw err
+      },
+    )).then(
       (reply): ResumeValues => (RL) => {
         api.pushinteger(RL, reply.code)
         api.createtable(RL, 0, reply.headers.length)

@@ -32,11 +32,13 @@ import type { EventAccess, EventState } from './event.js'
 import { type Http24Values, type HttpClientSettings, readSettings24 } from './http-settings.js'
 import { type ClientState, parseHttpUrl, perform, redact, type RequestState, type ResponseState, urlHost, urlPort } from './http-transport.js'
 
-/** One finished `rq:submit()`, for an observer (e.g. `dovepush serve`'s metrics): the URL without credentials. */
+/** One finished script request, for an observer (e.g. `dovepush serve`'s metrics): the URL without credentials. */
 export interface HttpRequestReport {
+  /** `rq:submit()` of dovecot.http, or LuaSocket's `http.request` (src/lua/compat/socket-http.ts). */
+  readonly module: 'dovecot.http' | 'socket.http'
   readonly method: string
   readonly url: string
-  /** The final status (after redirects and retries), 9xxx for Dovecot's internal failures. */
+  /** The final status (after redirects and retries): 9xxx for dovecot.http's internal failures, 0 when socket.http failed (no status). */
   readonly status: number
   readonly reason: string
   /** From submit() to the response, in milliseconds. */
@@ -130,9 +132,10 @@ function requestEvent(parent: EventState, id: number, method: string, url: URL):
 const childEvent = (parent: EventState, prefix: string): EventState =>
   ({ parent, name: undefined, prefix, replacesPrefix: false, alwaysLogSource: false, fields: {} })
 
-/** Pushes `dovecot.http` = `{ client = <function> }`; `onRequest` is told of every finished submit(). */
-export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: HttpRequestReport) => void): void {
+/** Pushes `dovecot.http` = `{ client = <function> }`; `env.onHttpRequest` is told of every finished submit(). */
+export function pushHttp(env: LuaEnv, events?: EventAccess): void {
   const { api, L } = env
+  const onRequest = env.onHttpRequest
   const v24 = env.dovecot === '2.4'
   let clientIds = 0
   let requestIds = 0
@@ -238,7 +241,7 @@ export function pushHttp(env: LuaEnv, events?: EventAccess, onRequest?: (r: Http
       const t0 = onRequest !== undefined ? performance.now() : 0
       const sent = onRequest === undefined ? perform(env, rq) : perform(env, rq).then((res) => {
         try {
-          onRequest({ method: rq.method, url: redact(rq.url), status: res.status, reason: res.reason, ms: performance.now() - t0 })
+          onRequest({ module: 'dovecot.http', method: rq.method, url: redact(rq.url), status: res.status, reason: res.reason, ms: performance.now() - t0 })
         } catch {
           // an observer's failure is not the script's
         }
