@@ -36,6 +36,7 @@ export const SERVE_FLAGS = {
   concurrency: { flag: '--concurrency <n>', help: 'Users whose transactions run at the same time (each user\'s run in order)', default: 32 },
   queueSize: { flag: '--queue-size <n>', help: 'Transactions waiting to run; when full, POSTs get 503 with Retry-After', default: 10000 },
   maxBody: { flag: '--max-body <bytes>', help: 'Largest request body (suffix k or m for KiB, MiB)', default: '1m' },
+  sessionIdle: { flag: '--session-idle <seconds>', help: 'End a session (script_deinit) no transaction has used for this long, as Dovecot ends one when its user leaves (0 = only at shutdown, or beyond 1000 live sessions)', default: 0 },
   set,
   settings,
   user,

@@ -49,6 +49,12 @@ function positiveInt(flag: string, value: unknown): number {
   return n
 }
 
+function nonNegativeSeconds(flag: string, value: unknown): number {
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0 || n * 1000 > 0x7fffffff) throw new InvalidArgumentError(`${flag}: expected seconds, 0 to 2147483 (0 = never), got "${String(value)}"`)
+  return n
+}
+
 /** The token: the first line of the file, read once. */
 export function readTokenFile(path: string): { token: string; warning?: string } {
   let text: string
@@ -101,6 +107,7 @@ export async function normalizeServeOptions(script: string, flags: Record<string
       concurrency: positiveInt('--concurrency', flags.concurrency ?? SERVE_FLAGS.concurrency.default),
       queueSize: positiveInt('--queue-size', flags.queueSize ?? SERVE_FLAGS.queueSize.default),
       maxBody: parseSize('--max-body', flags.maxBody ?? SERVE_FLAGS.maxBody.default),
+      sessionIdleSeconds: nonNegativeSeconds('--session-idle', flags.sessionIdle ?? SERVE_FLAGS.sessionIdle.default),
     },
     logFormat: base.logFormat,
     logLevel: base.logLevel,

@@ -463,6 +463,7 @@ export function createLuaHost(o: LuaDriversOptions & Omit<HostOptions, 'drivers'
     log: o.log,
     defaultService: o.defaultService,
     maxSessions: o.maxSessions,
+    ...(o.idleSessionMs !== undefined ? { idleSessionMs: o.idleSessionMs } : {}),
     ...(o.store !== undefined ? { store: o.store } : {}),
     ...(o.settingsFor !== undefined ? { settingsFor: o.settingsFor } : {}),
   })

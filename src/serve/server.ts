@@ -75,6 +75,8 @@ export interface ServeOptions {
   readonly maxBody?: number
   /** Live sessions kept before idle ones end (default 1000). */
   readonly maxSessions?: number
+  /** End a session no transaction has used for this many seconds (default 0: never). */
+  readonly sessionIdleSeconds?: number
   /** Retry-After of a 503, seconds (default 1). */
   readonly retryAfterSeconds?: number
   /** Default: JSON lines on stdout at info. */
@@ -224,6 +226,7 @@ export async function startServe(o: ServeOptions): Promise<ServeHandle> {
     ...(o.fullGc !== undefined ? { fullGc: o.fullGc } : {}),
     defaultService: o.service ?? 'imap',
     maxSessions: o.maxSessions ?? SERVE_DEFAULTS.maxSessions,
+    idleSessionMs: (o.sessionIdleSeconds ?? 0) * 1000,
     onCall,
     onHttpRequest,
   })

@@ -13,7 +13,7 @@ const silent = pino({ level: 'silent' })
 const txn = (user: string, tag: string, extra: object = {}): TransactionUnit =>
   ({ user, committed: true, events: [{ name: 'MailboxCreate', mailbox: tag }], ...extra }) as unknown as TransactionUnit
 
-function recordingHost(maxSessions: number, delay: (tag: string) => number) {
+function recordingHost(maxSessions: number, delay: (tag: string) => number, idleSessionMs?: number) {
   const log: string[] = []
   const factory = (ctx: DriverContext): Driver[] => [{
     init: () => (log.push(`init ${ctx.user}`), true),
@@ -29,7 +29,7 @@ function recordingHost(maxSessions: number, delay: (tag: string) => number) {
     },
     deinit: () => void log.push(`deinit ${ctx.user}`),
   }]
-  const host = new Host({ drivers: factory, settings: {}, log: silent, defaultService: 'imap', maxSessions })
+  const host = new Host({ drivers: factory, settings: {}, log: silent, defaultService: 'imap', maxSessions, ...(idleSessionMs !== undefined ? { idleSessionMs } : {}) })
   return { host, log }
 }
 
@@ -65,6 +65,27 @@ describe('Host', () => {
     await host.close()
     // bob was used least recently when carol came: his session ended first
     expect(log.filter((l) => !l.startsWith('start') && !l.startsWith('end'))).toEqual(['init alice', 'init bob', 'deinit bob', 'init carol', 'deinit alice', 'deinit carol'])
+  })
+
+  it('idleSessionMs: a session unused that long ends (deinit); one still running or used again lives on', async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+    const { host, log } = recordingHost(10, (tag) => (tag === 'slow' ? 600 : 0), 300)
+    host.submit(txn('alice', 'a'))
+    host.submit(txn('carol', 'c1'))
+    const slow = host.submit(txn('bob', 'slow'))
+    await sleep(250)
+    host.submit(txn('carol', 'c2')) // used again: her idle time starts over
+    await sleep(150)
+    expect(log.filter((l) => l.startsWith('deinit'))).toEqual(['deinit alice'])
+    await slow
+    expect(log).not.toContain('deinit bob') // it just finished: not idle for 300 ms yet
+    await sleep(600)
+    expect(log.filter((l) => l.startsWith('deinit'))).toEqual(['deinit alice', 'deinit carol', 'deinit bob'])
+    // a user coming back gets a new session
+    host.submit(txn('alice', 'again'))
+    await host.close()
+    expect(log.filter((l) => l === 'init alice')).toHaveLength(2)
+    expect(host.stats.sessions).toBe(4)
   })
 
   it('counts transactions, committed and rolled back, including groups', async () => {

@@ -29,7 +29,7 @@ const SCRIPT = file('noop.lua', 'function dovecot_lua_notify_begin_txn(u) return
 describe('normalizeServeOptions', () => {
   it('fills the defaults', async () => {
     const o = await normalizeServeOptions(SCRIPT, {})
-    expect(o.serve).toMatchObject({ host: '127.0.0.1', port: 8025, concurrency: 32, queueSize: 10000, maxBody: 1048576, user: 'user@example.test', service: 'imap', engine: 'wasmoon', dovecot: '2.3', http: 'real' })
+    expect(o.serve).toMatchObject({ host: '127.0.0.1', port: 8025, concurrency: 32, queueSize: 10000, maxBody: 1048576, sessionIdleSeconds: 0, user: 'user@example.test', service: 'imap', engine: 'wasmoon', dovecot: '2.3', http: 'real' })
     expect(o.serve.token).toBeUndefined()
   })
 
@@ -56,6 +56,8 @@ describe('normalizeServeOptions', () => {
     expect(() => parseSize('--max-body', '1g')).toThrow('--max-body: expected a size in bytes (e.g. 1048576, 512k, 4m), got "1g"')
     await expect(normalizeServeOptions(SCRIPT, { concurrency: 0 })).rejects.toThrow('--concurrency: expected a positive integer, got "0"')
     await expect(normalizeServeOptions(SCRIPT, { queueSize: 'lots' })).rejects.toThrow('--queue-size: expected a positive integer, got "lots"')
+    await expect(normalizeServeOptions(SCRIPT, { sessionIdle: '-1' })).rejects.toThrow('--session-idle: expected seconds, 0 to 2147483 (0 = never), got "-1"')
+    expect((await normalizeServeOptions(SCRIPT, { sessionIdle: '1.5' })).serve.sessionIdleSeconds).toBe(1.5)
     await expect(normalizeServeOptions(SCRIPT, { engine: 'luajit' })).rejects.toThrow('--engine: expected one of wasmoon, fengari, got "luajit"')
     await expect(normalizeServeOptions(SCRIPT, { tokenFile: join(dir, 'nope') })).rejects.toThrow(`--token-file ${join(dir, 'nope')}: no such file`)
     const empty = file('empty', '\nsecret\n')

@@ -332,6 +332,18 @@ describe('bearer token', () => {
   })
 })
 
+describe('--session-idle', () => {
+  it('ends a session no transaction used for that long (script_deinit runs), and the next transaction starts a new one', async () => {
+    const t = withTrace(RECORDER)
+    served = await serveSource(t.source, { sessionIdleSeconds: 0.2 })
+    expect((await post(served.url, tx('idle@x', 1), {}, '?wait=true')).status).toBe(200)
+    await until(() => t.read().includes('deinit idle@x'))
+    expect(t.read()).toEqual(['idle@x 1', 'deinit idle@x'])
+    expect((await post(served.url, tx('idle@x', 2), {}, '?wait=true')).status).toBe(200)
+    expect(served.handle.host.stats.sessions).toBe(2)
+  })
+})
+
 describe('/healthz and /metrics', () => {
   it('report the queue and the Prometheus counters', async () => {
     const url = `${sinkBase}/hook`
