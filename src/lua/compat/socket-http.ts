@@ -24,7 +24,7 @@ import type { LuaThread } from '../engine.js'
 import { LuaType } from '../engine.js'
 import type { LuaEnv } from '../env.js'
 import type { ResumeValues } from '../call.js'
-import { redact } from '../dovecot/http-transport.js'
+import { requestReporter } from '../dovecot/http.js'
 import type { BuiltinModule } from './modules.js'
 
 const SOURCE = `
@@ -152,16 +152,8 @@ function rawRequest(env: LuaEnv) {
       return 2
     }
     const dispatcher = env.httpTarget !== undefined ? captureAgent(env.httpTarget) : undefined
-    const onRequest = env.onHttpRequest
-    const t0 = onRequest !== undefined ? performance.now() : 0
     // an observer (serve's metrics) hears of it as of a dovecot.http request; a failure has no status: 0
-    const report = onRequest === undefined ? undefined : (status: number, reason: string): void => {
-      try {
-        onRequest({ module: 'socket.http', method, url: redact(parsed), status, reason, ms: performance.now() - t0 })
-      } catch {
-        // an observer's failure is not the script's
-      }
-    }
+    const report = requestReporter(env, 'socket.http', method, parsed)
     const sent = fetchFollowing(method, parsed.toString(), headers, body, timeoutMs, follow, dispatcher).finally(() => dispatcher?.close())
     const promise = (report === undefined ? sent : sent.then(
       (reply) => {

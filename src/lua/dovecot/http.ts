@@ -132,10 +132,27 @@ function requestEvent(parent: EventState, id: number, method: string, url: URL):
 const childEvent = (parent: EventState, prefix: string): EventState =>
   ({ parent, name: undefined, prefix, replacesPrefix: false, alwaysLogSource: false, fields: {} })
 
+/**
+ * Tells `env.onHttpRequest` of one script request when it is over, timed
+ * from now (dovecot.http's submit, socket.http's request); undefined when
+ * nobody listens, so nothing is timed.
+ */
+export function requestReporter(env: LuaEnv, module: HttpRequestReport['module'], method: string, url: URL): ((status: number, reason: string) => void) | undefined {
+  const on = env.onHttpRequest
+  if (on === undefined) return undefined
+  const t0 = performance.now()
+  return (status, reason) => {
+    try {
+      on({ module, method, url: redact(url), status, reason, ms: performance.now() - t0 })
+    } catch {
+      // an observer's failure is not the script's
+    }
+  }
+}
+
 /** Pushes `dovecot.http` = `{ client = <function> }`; `env.onHttpRequest` is told of every finished submit(). */
 export function pushHttp(env: LuaEnv, events?: EventAccess): void {
   const { api, L } = env
-  const onRequest = env.onHttpRequest
   const v24 = env.dovecot === '2.4'
   let clientIds = 0
   let requestIds = 0
@@ -238,13 +255,9 @@ export function pushHttp(env: LuaEnv, events?: EventAccess): void {
     submit(SL) {
       requireArgs(api, SL, 1)
       const rq = self(SL, requests, 'struct http_client_request')
-      const t0 = onRequest !== undefined ? performance.now() : 0
-      const sent = onRequest === undefined ? perform(env, rq) : perform(env, rq).then((res) => {
-        try {
-          onRequest({ module: 'dovecot.http', method: rq.method, url: redact(rq.url), status: res.status, reason: res.reason, ms: performance.now() - t0 })
-        } catch {
-          // an observer's failure is not the script's
-        }
+      const report = requestReporter(env, 'dovecot.http', rq.method, rq.url)
+      const sent = report === undefined ? perform(env, rq) : perform(env, rq).then((res) => {
+        report(res.status, res.reason)
         return res
       })
       const promise = sent.then(
