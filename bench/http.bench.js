@@ -24,6 +24,7 @@ import pino from 'pino'
 import { Agent, request } from 'undici'
 import { createLuaHost } from '../dist/drivers/lua.js'
 import { createEngine } from '../dist/lua/engine.js'
+import { parseTransaction } from '../dist/events/validate.js'
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url))
 const N = Number(process.env.BENCH_HTTP_N ?? 5_000)
@@ -70,17 +71,22 @@ function dovecot_lua_notify_end_txn(ctx, success) end
   return path
 }
 
-async function viaLua(engineName, scriptPath, n) {
+/** A Lua host on `scriptPath` as one `dovepush run` makes it, and one MessageNew transaction for it by uid. */
+async function benchHost(engineName, scriptPath) {
   const engine = await createEngine(engineName)
   const host = createLuaHost({
     scriptPath, engine, dovecot: '2.3', settings: {}, log: pino({ level: 'warn' }, pino.destination('/dev/null')),
     callTimeoutMs: 0, memoryLimit: 64 * 1024 * 1024, defaultService: 'lmtp', maxSessions: 10,
   })
-  const txn = (uid) => ({ user: 'alice@example.test', service: 'lmtp', events: [{ ...EVENT, uid }] })
-  const { parseTransaction } = await import('../dist/events/validate.js')
+  const submit = (uid) => host.submit(parseTransaction({ user: 'alice@example.test', service: 'lmtp', events: [{ ...EVENT, uid }] }, { user: 'x' }))
+  return { host, submit }
+}
+
+async function viaLua(engineName, scriptPath, n) {
+  const { host, submit } = await benchHost(engineName, scriptPath)
   const t0 = performance.now()
   for (let i = 1; i <= n; i++) {
-    const r = host.submit(parseTransaction(txn(i), { user: 'x' }))
+    const r = submit(i)
     if (r instanceof Promise) await r
   }
   const secs = (performance.now() - t0) / 1000
@@ -180,12 +186,7 @@ function dovecot_lua_notify_event_message_new(ctx, ev)
 end
 function dovecot_lua_notify_end_txn(ctx, success) end
 `)
-  const engine = await createEngine('wasmoon')
-  const host = createLuaHost({
-    scriptPath: path, engine, dovecot: '2.3', settings: {}, log: pino({ level: 'warn' }, pino.destination('/dev/null')),
-    callTimeoutMs: 0, memoryLimit: 64 * 1024 * 1024, defaultService: 'lmtp', maxSessions: 10,
-  })
-  const { parseTransaction } = await import('../dist/events/validate.js')
+  const { host, submit } = await benchHost('wasmoon', path)
   const sleep = () => new Promise((resolve) => setTimeout(resolve, 1))
   const n = 1000
   const timed = async (before) => {
@@ -193,7 +194,7 @@ function dovecot_lua_notify_end_txn(ctx, success) end
     for (let i = 1; i <= n; i++) {
       await before()
       const t0 = performance.now()
-      const r = host.submit(parseTransaction({ user: 'alice@example.test', service: 'lmtp', events: [{ ...EVENT, uid: i }] }, { user: 'x' }))
+      const r = submit(i)
       if (r instanceof Promise) await r
       total += performance.now() - t0
     }

@@ -130,9 +130,13 @@ export class Host {
   #endIdle(): void {
     const now = performance.now()
     for (const [key, s] of this.#sessions) {
-      if (s.busy) this.#usedAt.set(s, now)
-      else if (now - (this.#usedAt.get(s) ?? now) >= this.#idleMs) {
-        s.log.debug(`session ended after ${Math.round((now - this.#usedAt.get(s)!) / 1000)} s without a transaction (idle session limit)`)
+      if (s.busy) {
+        this.#usedAt.set(s, now)
+        continue
+      }
+      const idle = now - (this.#usedAt.get(s) ?? now)
+      if (idle >= this.#idleMs) {
+        s.log.debug(`session ended after ${Math.round(idle / 1000)} s without a transaction (idle session limit)`)
         this.#end(key, s)
       }
     }
